@@ -1,0 +1,98 @@
+package registrar
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// MASAClient sends a registrar voucher-request to a MASA and returns the
+// signed voucher.
+type MASAClient interface {
+	RequestVoucher(ctx context.Context, masaURL string, rvr []byte) ([]byte, error)
+}
+
+// MASAError is a MASA's HTTP refusal, mirrored to the pledge as the CoAP
+// code of cBRSKI -31 §"CoAP Responses" (401/403/404/406/415 map to 4.0x).
+type MASAError struct {
+	Status int
+	Reason string
+}
+
+func (e *MASAError) Error() string { return fmt.Sprintf("MASA answered %d: %s", e.Status, e.Reason) }
+
+// HTTPMASA is the BRSKI-MASA client of RFC 8995 §5.5 over HTTPS: the
+// registrar's certificate is its TLS client certificate, the MASA's server
+// certificate is checked against roots and the URL's host name (DNS-ID),
+// and the SNI is sent.
+type HTTPMASA struct {
+	client *http.Client
+}
+
+// MaxVoucher caps a voucher response body.
+const MaxVoucher = 64 << 10
+
+// NewHTTPMASA builds the client. roots are the trust anchors for MASA server
+// certificates (nil: the system roots).
+func NewHTTPMASA(cert tls.Certificate, roots *x509.CertPool, timeout time.Duration) *HTTPMASA {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			RootCAs:      roots,
+			MinVersion:   tls.VersionTLS12,
+		},
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+	return &HTTPMASA{client: &http.Client{Transport: tr, Timeout: timeout}}
+}
+
+// RequestVoucher POSTs rvr to masaURL's /.well-known/brski/requestvoucher.
+// A MASA refusal is a *MASAError; anything else (no connection, timeout, a
+// 5xx) wraps ErrMASAUnavailable.
+func (c *HTTPMASA) RequestVoucher(ctx context.Context, masaURL string, rvr []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(masaURL, "/")+"/.well-known/brski/requestvoucher", bytes.NewReader(rvr))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMASAUnavailable, err)
+	}
+	req.Header.Set("Content-Type", "application/voucher+cose")
+	req.Header.Set("Accept", "application/voucher+cose")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMASAUnavailable, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxVoucher+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading response: %w", ErrMASAUnavailable, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		if len(body) > MaxVoucher {
+			return nil, fmt.Errorf("%w: voucher larger than %d bytes", ErrBadVoucher, MaxVoucher)
+		}
+		return body, nil
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusAccepted:
+		// 202 is BRSKI's "retry later" (RFC 8995 §5.6); the pledge retries.
+		return nil, fmt.Errorf("%w: HTTP %d", ErrMASAUnavailable, resp.StatusCode)
+	default:
+		reason := strings.TrimSpace(string(body))
+		if len(reason) > 120 {
+			reason = reason[:120]
+		}
+		return nil, &MASAError{Status: resp.StatusCode, Reason: reason}
+	}
+}
+
+// CloseIdle closes idle connections.
+func (c *HTTPMASA) CloseIdle() { c.client.CloseIdleConnections() }

@@ -1,0 +1,59 @@
+package registrar
+
+import (
+	"errors"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tumbler-iot/tumbler/coap"
+)
+
+type metrics struct {
+	vouchers    *prometheus.CounterVec
+	rvLatency   prometheus.Histogram
+	masaLatency prometheus.Histogram
+	telemetry   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		vouchers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "tumbler", Subsystem: "registrar", Name: "voucher_requests_total",
+			Help: "Pledge voucher-requests by CoAP response code.",
+		}, []string{"code"}),
+		rvLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "tumbler", Subsystem: "registrar", Name: "voucher_request_seconds",
+			Help: "Time to answer a pledge voucher-request, MASA round trip included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		masaLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "tumbler", Subsystem: "registrar", Name: "masa_seconds",
+			Help: "MASA voucher round trip.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		telemetry: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "tumbler", Subsystem: "registrar", Name: "telemetry_total",
+			Help: "Status telemetry reports by kind (vs, es) and status.",
+		}, []string{"kind", "status"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.vouchers, m.rvLatency, m.masaLatency, m.telemetry} {
+			if err := reg.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					return nil, err
+				}
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observeRV(err error, d time.Duration) {
+	code := codes.Changed
+	if err != nil {
+		code, _ = coap.CodeOf(err)
+	}
+	m.vouchers.WithLabelValues(coap.Dotted(code)).Inc()
+	m.rvLatency.Observe(d.Seconds())
+}
