@@ -78,4 +78,11 @@ var (
 	ErrInvalidRequest = errors.New("coap: invalid request")
 	// ErrClientClosed reports use of a closed Client.
 	ErrClientClosed = errors.New("coap: client closed")
+
+	// errNoVerifiedChain: a DTLS peer without a (verified) certificate
+	// chain where one is required.
+	errNoVerifiedChain = errors.New("coap: no verified certificate chain")
 )
+
+// Dotted renders a code the way RFC 7252 writes it ("4.03").
+func Dotted(c codes.Code) string { return fmt.Sprintf("%d.%02d", uint16(c)>>5, uint16(c)&0x1f) }
