@@ -1,0 +1,164 @@
+package masa
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// Media types for a COSE-signed voucher (request). cBRSKI -23+ names CF 836
+// application/voucher+cose; OT-Registrar and the Sandelman implementations
+// still send the earlier name of the same format (spec/cbrski.md §9 pitfall 1).
+const (
+	MediaVoucherCOSE       = "application/voucher+cose"
+	MediaVoucherCOSELegacy = "application/voucher-cose+cbor"
+	mediaCOSE              = "application/cose"
+)
+
+// Handler returns the MASA's HTTP API. Requests must arrive over TLS with a
+// client certificate (see ServeTLS).
+func (m *MASA) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathRequestVoucher, m.serveVoucher)
+	mux.HandleFunc("POST "+PathRequestAuditLog, m.serveAudit)
+	return mux
+}
+
+func (m *MASA) serveVoucher(w http.ResponseWriter, r *http.Request) {
+	body, resp, ok := m.readRequest(w, r)
+	if !ok {
+		return
+	}
+	v, err := m.RequestVoucher(r.Context(), body, clientCert(r))
+	if err != nil {
+		m.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", resp)
+	w.WriteHeader(http.StatusOK)
+	w.Write(v)
+}
+
+func (m *MASA) serveAudit(w http.ResponseWriter, r *http.Request) {
+	body, _, ok := m.readRequest(w, r)
+	if !ok {
+		return
+	}
+	ev, err := m.AuditLog(r.Context(), body, clientCert(r))
+	if err != nil {
+		m.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(renderAudit(ev))
+}
+
+// readRequest checks the media types and reads a size-capped body. It
+// returns the response media type to use (the name the client asked for).
+func (m *MASA) readRequest(w http.ResponseWriter, r *http.Request) ([]byte, string, bool) {
+	if !acceptedRequestType(r.Header.Get("Content-Type")) {
+		m.fail(w, r, ErrMediaType)
+		return nil, "", false
+	}
+	resp, ok := responseType(r.Header.Get("Accept"))
+	if !ok {
+		m.fail(w, r, ErrNotAcceptable)
+		return nil, "", false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequest))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "voucher-request too large", http.StatusRequestEntityTooLarge)
+			return nil, "", false
+		}
+		m.fail(w, r, ErrMalformed)
+		return nil, "", false
+	}
+	return body, resp, true
+}
+
+func acceptedRequestType(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	switch mt {
+	case MediaVoucherCOSE, MediaVoucherCOSELegacy:
+		return true
+	case mediaCOSE:
+		t, ok := params["cose-type"]
+		return !ok || t == "cose-sign1"
+	}
+	return false
+}
+
+// responseType picks the voucher media type for an Accept header: the legacy
+// name if that is what the client asked for, else the current one.
+func responseType(accept string) (string, bool) {
+	if strings.TrimSpace(accept) == "" {
+		return MediaVoucherCOSE, true
+	}
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mt {
+		case MediaVoucherCOSE, "*/*", "application/*":
+			return MediaVoucherCOSE, true
+		case MediaVoucherCOSELegacy:
+			return MediaVoucherCOSELegacy, true
+		}
+	}
+	return "", false
+}
+
+// status maps an error to its HTTP status (RFC 8995 §5.6: 403 for a refusal
+// of policy or authentication, 404 for an unknown device, 406/415 for
+// formats, 400 for a malformed request).
+func status(err error) int {
+	switch {
+	case errors.Is(err, ErrMediaType):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, ErrNotAcceptable):
+		return http.StatusNotAcceptable
+	case errors.Is(err, ErrMalformed):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrUnknownDevice):
+		return http.StatusNotFound
+	case errors.Is(err, ErrRegistrar), errors.Is(err, ErrPledge), errors.Is(err, ErrOwned):
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}
+
+// fail answers with the status of err and a one-line reason naming the
+// sentinel (never the wrapped detail, which goes to the log).
+func (m *MASA) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := status(err)
+	reason := "internal error"
+	for _, s := range []error{ErrMediaType, ErrNotAcceptable, ErrMalformed, ErrUnknownDevice, ErrRegistrar, ErrPledge, ErrOwned} {
+		if errors.Is(err, s) {
+			reason = s.Error()
+			break
+		}
+	}
+	ev := m.log.Warn()
+	if code >= 500 {
+		ev = m.log.Error()
+	}
+	ev.Err(err).Int("status", code).Str("path", r.URL.Path).Str("remote", r.RemoteAddr).Msg("voucher request refused")
+	http.Error(w, reason, code)
+}
+
+func clientCert(r *http.Request) *x509.Certificate {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	return r.TLS.PeerCertificates[0]
+}
