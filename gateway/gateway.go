@@ -1,0 +1,324 @@
+package gateway
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tumbler-iot/tumbler/coap"
+	"github.com/tumbler-iot/tumbler/gateway/est"
+	"github.com/tumbler-iot/tumbler/gateway/registrar"
+	"github.com/tumbler-iot/tumbler/gateway/store"
+	"github.com/tumbler-iot/tumbler/pki"
+)
+
+// Gateway is a running Tumbler daemon.
+type Gateway struct {
+	cfg   Config
+	log   zerolog.Logger
+	store *store.Store
+	own   bool // the gateway opened the store and closes it
+	reg   *prometheus.Registry
+
+	registrar *registrar.Registrar
+	est       *est.Server
+	secure    *coap.Server // CoAPS: cBRSKI and EST-coaps
+	plain     *coap.Server // CoAP: discovery
+	plainMux  *coap.Mux
+
+	mu        sync.Mutex
+	joinPorts map[int]bool
+}
+
+type options struct {
+	log   zerolog.Logger
+	store *store.Store
+	masa  registrar.MASAClient
+	reg   *prometheus.Registry
+	now   func() time.Time
+}
+
+// Option injects a dependency into New.
+type Option func(*options)
+
+// WithLogger sets the logger.
+func WithLogger(l zerolog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithStore uses s instead of opening cfg.Store; the caller closes it.
+func WithStore(s *store.Store) Option { return func(o *options) { o.store = s } }
+
+// WithMASAClient replaces the HTTPS MASA client (tests, fault injection).
+func WithMASAClient(m registrar.MASAClient) Option { return func(o *options) { o.masa = m } }
+
+// WithRegistry registers metrics on reg instead of a new registry.
+func WithRegistry(reg *prometheus.Registry) Option { return func(o *options) { o.reg = reg } }
+
+// WithClock sets the clock.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// New loads the key material named in cfg, opens the store and builds the
+// services. It does not listen: see Run, or ServeDTLS/ServeCoAP for links
+// the caller owns.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := options{log: zerolog.Nop(), now: time.Now}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.reg == nil {
+		o.reg = prometheus.NewRegistry()
+		o.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	g := &Gateway{cfg: cfg, log: o.log, reg: o.reg, joinPorts: map[int]bool{}}
+
+	caCert, err := loadCert(cfg.Path(cfg.Domain.CACert), "domain.ca_cert")
+	if err != nil {
+		return nil, err
+	}
+	caKey, err := loadKey(cfg.Path(cfg.Domain.CAKey), "domain.ca_key", caCert)
+	if err != nil {
+		return nil, err
+	}
+	regChain, err := pki.LoadCerts(cfg.Path(cfg.Domain.RegistrarCert))
+	if err != nil {
+		return nil, fieldErr("domain.registrar_cert", "%v", err)
+	}
+	regKey, err := loadKey(cfg.Path(cfg.Domain.RegistrarKey), "domain.registrar_key", regChain[0])
+	if err != nil {
+		return nil, err
+	}
+	if !regChain[len(regChain)-1].Equal(caCert) {
+		regChain = append(regChain, caCert)
+	}
+	var mfrs []*x509.Certificate
+	for i, f := range cfg.Registrar.Manufacturers {
+		certs, err := pki.LoadCerts(cfg.Path(f))
+		if err != nil {
+			return nil, fieldErr(fmt.Sprintf("registrar.manufacturers[%d]", i), "%v", err)
+		}
+		mfrs = append(mfrs, certs...)
+	}
+	if o.masa == nil {
+		var roots *x509.CertPool
+		if cfg.MASA.CA != "" {
+			certs, err := pki.LoadCerts(cfg.Path(cfg.MASA.CA))
+			if err != nil {
+				return nil, fieldErr("masa.ca", "%v", err)
+			}
+			roots = x509.NewCertPool()
+			for _, c := range certs {
+				roots.AddCert(c)
+			}
+		}
+		o.masa = registrar.NewHTTPMASA(tlsCert(regChain, regKey), roots, cfg.MASA.Timeout)
+	}
+
+	if o.store == nil {
+		s, err := store.Open(ctx, cfg.Path(cfg.Store), store.WithLogger(o.log), store.WithClock(o.now))
+		if err != nil {
+			return nil, fieldErr("store", "%v", err)
+		}
+		o.store, g.own = s, true
+	}
+	g.store = o.store
+
+	g.registrar, err = registrar.New(registrar.Config{
+		Chain: regChain, Key: regKey, Manufacturers: mfrs, Policy: registrar.Policy(cfg.Registrar.Policy),
+		MASAURL: cfg.MASA.URL, MASA: o.masa, Store: g.store, MASATimeout: cfg.MASA.Timeout,
+	}, registrar.WithLogger(o.log), registrar.WithClock(o.now), registrar.WithMetrics(o.reg))
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.est, err = est.NewServer(est.CA{Cert: caCert, Key: caKey, Chain: []*x509.Certificate{caCert}},
+		est.WithAuthorizer(g.registrar), est.WithRecorder(g.registrar), est.WithValidity(cfg.EST.Validity),
+		est.WithLogger(o.log), est.WithClock(o.now), est.WithMetrics(o.reg))
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+
+	mux := coap.NewMux()
+	g.registrar.Register(mux)
+	g.est.Register(mux)
+	clientCAs := x509.NewCertPool()
+	for _, c := range mfrs {
+		clientCAs.AddCert(c)
+	}
+	clientCAs.AddCert(caCert)
+	g.secure, err = coap.NewServer(mux, coap.WithLogger(o.log), coap.WithMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"port": "coaps"}, o.reg)),
+		coap.WithMaxPeers(cfg.Registrar.MaxPeers), coap.WithClock(o.now),
+		coap.WithDTLS(coap.DTLSConfig{Certificate: tlsCert(regChain, regKey), ClientCAs: clientCAs, MTU: cfg.Registrar.MTU}))
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.plainMux = coap.NewMux()
+	g.plain, err = coap.NewServer(g.plainMux, coap.WithLogger(o.log), coap.WithClock(o.now),
+		coap.WithMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"port": "coap"}, o.reg)))
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func tlsCert(chain []*x509.Certificate, key crypto.Signer) tls.Certificate {
+	c := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, x := range chain {
+		c.Certificate = append(c.Certificate, x.Raw)
+	}
+	return c
+}
+
+func loadCert(path, field string) (*x509.Certificate, error) {
+	c, err := pki.LoadCerts(path)
+	if err != nil {
+		return nil, fieldErr(field, "%v", err)
+	}
+	return c[0], nil
+}
+
+func loadKey(path, field string, cert *x509.Certificate) (crypto.Signer, error) {
+	k, err := pki.LoadKey(path)
+	if err != nil {
+		return nil, fieldErr(field, "%v", err)
+	}
+	if pub, ok := k.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, fieldErr(field, "key does not match its certificate")
+	}
+	return k, nil
+}
+
+// Store is the gateway's store.
+func (g *Gateway) Store() *store.Store { return g.store }
+
+// Registry holds the gateway's metrics.
+func (g *Gateway) Registry() *prometheus.Registry { return g.reg }
+
+// DomainCA is the domain trust anchor.
+func (g *Gateway) DomainCA() *x509.Certificate { return g.registrar.DomainCA() }
+
+// ServeDTLS serves cBRSKI and EST-coaps over DTLS on pc (a UDP socket, or
+// a link adapter such as the testbed radio) until ctx ends, and announces
+// pc's port in discovery.
+func (g *Gateway) ServeDTLS(ctx context.Context, pc net.PacketConn) error {
+	if _, p, err := net.SplitHostPort(pc.LocalAddr().String()); err == nil {
+		if port, err := strconv.Atoi(p); err == nil {
+			g.announce(port)
+		}
+	}
+	return g.secure.ServeDTLS(ctx, pc)
+}
+
+// ServeCoAP serves plain CoAP (discovery) on pc until ctx ends.
+func (g *Gateway) ServeCoAP(ctx context.Context, pc net.PacketConn) error {
+	return g.plain.ServeUDP(ctx, pc)
+}
+
+// announce lists a join port in /.well-known/core?brski-jp=* (the
+// registrar "SHOULD announce itself as if it were a Join Proxy", cBRSKI -31
+// §"Extensions to Discovery").
+func (g *Gateway) announce(port int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.joinPorts[port] {
+		return
+	}
+	g.joinPorts[port] = true
+	g.plainMux.AddLink("", [2]string{"brski-jp", strconv.Itoa(port)})
+}
+
+// Run listens on the configured addresses — CoAPS on registrar.listen,
+// plain CoAP for discovery on the port below it (5683 for 5684), the admin
+// endpoint — and serves until ctx ends.
+func (g *Gateway) Run(ctx context.Context) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	secure, err := net.ListenPacket("udp", g.cfg.Registrar.Listen)
+	if err != nil {
+		return fieldErr("registrar.listen", "%v", err)
+	}
+	host, port, _ := net.SplitHostPort(g.cfg.Registrar.Listen)
+	n, _ := strconv.Atoi(port)
+	plainAddr := net.JoinHostPort(host, strconv.Itoa(max(n-1, 0)))
+	if n == 0 {
+		plainAddr = net.JoinHostPort(host, "0")
+	}
+	plain, err := net.ListenPacket("udp", plainAddr)
+	if err != nil {
+		secure.Close()
+		return fmt.Errorf("discovery port %s: %w", plainAddr, err)
+	}
+	g.log.Info().Str("coaps", secure.LocalAddr().String()).Str("coap", plain.LocalAddr().String()).Msg("registrar listening")
+	eg.Go(func() error { defer secure.Close(); return g.ServeDTLS(ctx, secure) })
+	eg.Go(func() error { defer plain.Close(); return g.ServeCoAP(ctx, plain) })
+	if g.cfg.Admin.Listen != "" {
+		ln, err := net.Listen("tcp", g.cfg.Admin.Listen)
+		if err != nil {
+			return fieldErr("admin.listen", "%v", err)
+		}
+		g.log.Info().Str("admin", ln.Addr().String()).Msg("admin endpoint listening")
+		srv := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		eg.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		eg.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	return eg.Wait()
+}
+
+// AdminHandler serves /metrics (Prometheus) and /healthz.
+func (g *Gateway) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := g.store.CountByState(ctx); err != nil {
+			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// Close stops serving and closes what New opened.
+func (g *Gateway) Close() error {
+	var errs []error
+	if g.secure != nil {
+		errs = append(errs, g.secure.Close())
+	}
+	if g.plain != nil {
+		errs = append(errs, g.plain.Close())
+	}
+	if g.own && g.store != nil {
+		errs = append(errs, g.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
