@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/tumbler-iot/tumbler/testbed"
+	"github.com/tumbler-iot/tumbler/testbed/mote"
+)
+
+func testbedCmd() *cobra.Command {
+	var o testbed.Options
+	var report, level string
+	cmd := &cobra.Command{
+		Use:   "testbed",
+		Short: "Run a lab: MASA, gateway and simulated motes onboarding over loopback",
+		Long: `Start a lab MASA and a gateway in a temporary directory, manufacture --motes
+devices and onboard them concurrently with cBRSKI over loopback UDP. Prints a
+summary, optionally writes a JSON report and per-mote artifacts, and exits
+non-zero if any mote failed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Log = newLogger(os.Stderr, level, "console")
+			var bar *progressbar.ProgressBar
+			if isTerminal(os.Stderr) {
+				bar = progressbar.NewOptions(o.Motes, progressbar.OptionSetWriter(os.Stderr),
+					progressbar.OptionSetDescription("onboarding"), progressbar.OptionShowCount(),
+					progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+				o.Progress = func(done, failed, total int) { bar.Set(done) }
+			}
+			rep, err := testbed.Run(cmd.Context(), o)
+			if bar != nil {
+				bar.Finish()
+			}
+			if err != nil {
+				return err
+			}
+			printSummary(cmd.OutOrStdout(), rep)
+			if report != "" {
+				if err := testbed.WriteReport(report, rep); err != nil {
+					return err
+				}
+			}
+			if rep.Failed > 0 {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Motes, "motes", 10, "number of simulated motes")
+	f.Uint64Var(&o.Seed, "seed", 1, "seed: names the devices and orders their start")
+	f.IntVar(&o.Concurrency, "concurrency", 0, "motes onboarding at once (default: all)")
+	f.StringVar(&report, "report", "", "write a JSON report to FILE")
+	f.StringVar(&o.Artifacts, "artifacts", "", "write per-mote PVR, RVR, voucher and certificates under DIR")
+	f.StringVar(&o.Dir, "dir", "", "keep the lab's files (CA keys, database) in DIR instead of a temporary directory")
+	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "give up after this long")
+	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	return cmd
+}
+
+func printSummary(w io.Writer, r *testbed.Report) {
+	fmt.Fprintf(w, "onboarded %d/%d motes in %.2f s (%.0f/s), onboarding p50 %.1f ms, p99 %.1f ms, seed %d\n",
+		r.Onboarded, r.Motes, r.DurationS, r.OnboardingsPerS, r.OnboardP50Ms, r.OnboardP99Ms, r.Seed)
+	for i, f := range r.Failures {
+		if i == 10 {
+			fmt.Fprintf(w, "  ... and %d more\n", len(r.Failures)-10)
+			break
+		}
+		fmt.Fprintf(w, "  %s: %s\n", f.Serial, f.Error)
+	}
+}
+
+func moteCmd() *cobra.Command {
+	var dir, gw, registrar, level string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "mote --dir DIR [--gateway HOST:PORT | --registrar HOST:PORT]",
+		Short: "Onboard one simulated device against a running gateway",
+		Long: `Run the pledge side of cBRSKI for the device identity in DIR (as written by
+'tumbler masa idevid'): discover the registrar through the gateway's CoAP port
+(or use --registrar directly), onboard, and write ldevid.pem, ldevid.key and
+domain-ca.pem into DIR.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return fmt.Errorf("--dir is required")
+			}
+			id, err := mote.LoadIdentity(dir)
+			if err != nil {
+				return err
+			}
+			log := newLogger(os.Stderr, level, "console")
+			p, err := mote.New(id, mote.Config{Log: log, Listen: func() (net.PacketConn, error) { return net.ListenPacket("udp", ":0") }})
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel func()
+				ctx, cancel = contextWithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			var addr net.Addr
+			if registrar != "" {
+				if addr, err = net.ResolveUDPAddr("udp", registrar); err != nil {
+					return fmt.Errorf("--registrar: %w", err)
+				}
+			} else {
+				disc, err := net.ResolveUDPAddr("udp", gw)
+				if err != nil {
+					return fmt.Errorf("--gateway: %w", err)
+				}
+				if addr, err = p.Discover(ctx, disc); err != nil {
+					return err
+				}
+				log.Info().Str("registrar", addr.String()).Msg("discovered")
+			}
+			enr, t, err := p.Onboard(ctx, addr)
+			if err != nil {
+				return err
+			}
+			if err := enr.Save(dir); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "onboarded %s in %v: LDevID serial %x, issuer %q; wrote %s/%s\n",
+				p.Serial(), t.Total.Round(time.Millisecond), enr.LDevID.SerialNumber, enr.LDevID.Issuer.CommonName, dir, mote.FileLDevID)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "device directory from 'tumbler masa idevid' (required)")
+	f.StringVar(&gw, "gateway", "127.0.0.1:5683", "gateway CoAP address for discovery")
+	f.StringVar(&registrar, "registrar", "", "registrar CoAPS address (skips discovery)")
+	f.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
+	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
