@@ -60,7 +60,8 @@ func (r *Registrar) RecordIssued(ctx context.Context, id est.Identity, cert *x50
 	if op == est.Reenroll {
 		cop = store.OpReenroll
 	}
-	err := r.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+	// The EST server logs the issuance once it is recorded.
+	return r.cfg.Store.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.AddCertificate(id.DeviceID, cop, cert); err != nil {
 			return err
 		}
@@ -69,8 +70,4 @@ func (r *Registrar) RecordIssued(ctx context.Context, id est.Identity, cert *x50
 		}
 		return nil
 	})
-	if err == nil {
-		r.log.Info().Str("serial", id.Serial).Str("op", op.String()).Str("cert_serial", cert.SerialNumber.Text(16)).Msg("certificate issued")
-	}
-	return err
 }

@@ -58,9 +58,9 @@ func (r *Registrar) telemetry(ctx context.Context, req *coap.Request, kind store
 	}
 	ev := r.log.Info()
 	if !st.Status {
-		ev = r.log.Warn()
+		ev = r.log.Warn().Str("reason", st.Reason)
 	}
-	ev.Str("serial", dev.Serial).Str("kind", string(kind)).Bool("status", st.Status).Str("reason", st.Reason).Msg("status telemetry")
+	ev.Str("serial", dev.Serial).Str("kind", string(kind)).Bool("status", st.Status).Msg("status telemetry")
 	r.metrics.telemetry.WithLabelValues(string(kind), fmt.Sprint(st.Status)).Inc()
 	return &coap.Response{Code: codes.Changed, ContentFormat: coap.FormatNone}, nil
 }
