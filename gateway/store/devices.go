@@ -38,6 +38,17 @@ type Device struct {
 	State     State
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Class selects the check-in interval and grace (gateway.yaml).
+	Class string
+	// LastCheckin is the last accepted check-in (zero: never).
+	LastCheckin time.Time
+	// DueAt is when the next check-in is due (zero: not scheduled).
+	DueAt time.Time
+	// OverdueAt is when the next overdue record is due (due + grace, then
+	// one interval per missed window); zero: not tracked.
+	OverdueAt time.Time
+	// Missed counts windows missed since the last check-in.
+	Missed int
 }
 
 // PutDevice inserts d, or updates the state of an existing device with the
@@ -130,7 +141,7 @@ var (
 	qDeviceWriter = w(deviceQuery + ` WHERE id = ?`)
 )
 
-const deviceQuery = `SELECT id, serial, idevid, state, created_at, updated_at FROM devices`
+const deviceQuery = `SELECT id, serial, idevid, state, created_at, updated_at, class, last_checkin, due_at, overdue_at, missed FROM devices`
 
 type scanner interface{ Scan(...any) error }
 
@@ -139,7 +150,8 @@ func scanDevice(r scanner) (Device, error) {
 	var id []byte
 	var st string
 	var c, u int64
-	if err := r.Scan(&id, &d.Serial, &d.IDevID, &st, &c, &u); err != nil {
+	var last, due, over sql.NullInt64
+	if err := r.Scan(&id, &d.Serial, &d.IDevID, &st, &c, &u, &d.Class, &last, &due, &over, &d.Missed); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Device{}, ErrNotFound
 		}
@@ -148,5 +160,20 @@ func scanDevice(r scanner) (Device, error) {
 	copy(d.ID[:], id)
 	d.State = State(st)
 	d.CreatedAt, d.UpdatedAt = time.Unix(c, 0), time.Unix(u, 0)
+	d.LastCheckin, d.DueAt, d.OverdueAt = unixOrZero(last), unixOrZero(due), unixOrZero(over)
 	return d, nil
+}
+
+func unixOrZero(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(n.Int64, 0)
+}
+
+func nullUnix(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.Unix()
 }

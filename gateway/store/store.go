@@ -44,6 +44,8 @@ type Store struct {
 	// stmts caches statements prepared on the writer's connection; only the
 	// writer goroutine touches it.
 	stmts map[string]*sql.Stmt
+	// records is signalled after commits that appended records.
+	records chan struct{}
 }
 
 // Stats counts group commits.
@@ -102,6 +104,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		done:     make(chan struct{}),
 		stop:     make(chan struct{}),
 		stmts:    make(map[string]*sql.Stmt),
+		records:  make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		if err := o(s); err != nil {

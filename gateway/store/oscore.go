@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// OSCOREContext is a device's stored OSCORE security context input
+// (RFC 8613 §3.1) and mutable state.
+type OSCOREContext struct {
+	Device       DeviceID
+	KID          []byte // the device's Sender ID, the gateway's Recipient ID
+	GatewayID    []byte // the gateway's Sender ID
+	MasterSecret []byte
+	MasterSalt   []byte
+	// Replay is the persisted replay window; HasReplay is false before the
+	// context's first accepted request.
+	ReplayHigh, ReplayBitmap uint64
+	HasReplay                bool
+	// SenderSeq is the gateway's persisted Sender Sequence Number mark
+	// (Appendix B.1.1); HasSenderSeq is false before the first use.
+	SenderSeq    uint64
+	HasSenderSeq bool
+	CreatedAt    time.Time
+}
+
+var (
+	qDeleteOSCORE = w(`DELETE FROM oscore_contexts WHERE device = ?`)
+	qInsertOSCORE = w(`INSERT INTO oscore_contexts (device, kid, gateway_id, master_secret, master_salt, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	qReplayGet    = w(`SELECT replay_high, replay_bitmap FROM oscore_contexts WHERE device = ?`)
+	qReplaySet    = w(`UPDATE oscore_contexts SET replay_high = ?, replay_bitmap = ? WHERE device = ?`)
+	qSenderSeqSet = w(`UPDATE oscore_contexts SET sender_seq = ? WHERE device = ?`)
+	qMaxKIDLen    = w(`SELECT coalesce(max(length(kid)), 0) FROM oscore_contexts`)
+)
+
+// PutOSCOREContext stores a device's context, replacing any previous one
+// (re-provisioning starts a new context: fresh keys, fresh replay state).
+func (t *Tx) PutOSCOREContext(c OSCOREContext) error {
+	if _, err := t.exec(qDeleteOSCORE, c.Device[:]); err != nil {
+		return fmt.Errorf("store: oscore context: %w", err)
+	}
+	if _, err := t.exec(qInsertOSCORE, c.Device[:], c.KID, c.GatewayID, c.MasterSecret, c.MasterSalt, t.now().Unix()); err != nil {
+		return fmt.Errorf("store: oscore context: %w", err)
+	}
+	return nil
+}
+
+// ReplayWindow reads a device's persisted replay window inside the
+// transaction (so a read-merge-write is atomic).
+func (t *Tx) ReplayWindow(dev DeviceID) (high, bitmap uint64, ok bool, err error) {
+	var h, b sql.NullInt64
+	if err := t.queryRow(qReplayGet, dev[:]).Scan(&h, &b); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, 0, false, ErrNotFound
+		}
+		return 0, 0, false, fmt.Errorf("store: replay window: %w", err)
+	}
+	return uint64(h.Int64), uint64(b.Int64), h.Valid, nil
+}
+
+// SetReplayWindow persists a device's replay window.
+func (t *Tx) SetReplayWindow(dev DeviceID, high, bitmap uint64) error {
+	res, err := t.exec(qReplaySet, int64(high), int64(bitmap), dev[:])
+	if err != nil {
+		return fmt.Errorf("store: replay window: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: replay window: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// SetSenderSeq persists the gateway's Sender Sequence Number mark for a
+// device's context.
+func (t *Tx) SetSenderSeq(dev DeviceID, n uint64) error {
+	res, err := t.exec(qSenderSeqSet, int64(n), dev[:])
+	if err != nil {
+		return fmt.Errorf("store: sender sequence: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: sender sequence: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// MaxKIDLen is the longest kid allocated so far (used to size new ids).
+func (t *Tx) MaxKIDLen() (int, error) {
+	var n int
+	err := t.queryRow(qMaxKIDLen).Scan(&n)
+	return n, err
+}
+
+// OSCOREContextByKID loads the context whose device Sender ID is kid.
+func (s *Store) OSCOREContextByKID(ctx context.Context, kid []byte) (OSCOREContext, error) {
+	return scanOSCORE(s.r.QueryRowContext(ctx, oscoreQuery+` WHERE kid = ?`, kid))
+}
+
+// OSCOREContext loads a device's context.
+func (s *Store) OSCOREContext(ctx context.Context, dev DeviceID) (OSCOREContext, error) {
+	return scanOSCORE(s.r.QueryRowContext(ctx, oscoreQuery+` WHERE device = ?`, dev[:]))
+}
+
+const oscoreQuery = `SELECT device, kid, gateway_id, master_secret, master_salt, replay_high, replay_bitmap, sender_seq, created_at FROM oscore_contexts`
+
+func scanOSCORE(r scanner) (OSCOREContext, error) {
+	var c OSCOREContext
+	var dev []byte
+	var h, b, ss sql.NullInt64
+	var at int64
+	if err := r.Scan(&dev, &c.KID, &c.GatewayID, &c.MasterSecret, &c.MasterSalt, &h, &b, &ss, &at); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return c, ErrNotFound
+		}
+		return c, fmt.Errorf("store: oscore context: %w", err)
+	}
+	copy(c.Device[:], dev)
+	c.ReplayHigh, c.ReplayBitmap, c.HasReplay = uint64(h.Int64), uint64(b.Int64), h.Valid
+	c.SenderSeq, c.HasSenderSeq = uint64(ss.Int64), ss.Valid
+	c.CreatedAt = time.Unix(at, 0)
+	return c, nil
+}

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+var (
+	qCheckin  = w(`UPDATE devices SET last_checkin = ?, due_at = ?, overdue_at = ?, missed = 0, updated_at = ? WHERE id = ?`)
+	qOverdue  = w(`UPDATE devices SET missed = ?, overdue_at = ?, updated_at = ? WHERE id = ? AND overdue_at = ?`)
+	qClass    = w(`UPDATE devices SET class = ? WHERE id = ?`)
+	qSchedule = w(`UPDATE devices SET due_at = ?, overdue_at = ?, missed = 0, updated_at = ? WHERE id = ?`)
+)
+
+// SetCheckin records an accepted check-in: the next one is due at due, and
+// an overdue record falls due at overdueAt (due plus grace).
+func (t *Tx) SetCheckin(dev DeviceID, at, due, overdueAt time.Time) error {
+	res, err := t.exec(qCheckin, at.Unix(), due.Unix(), overdueAt.Unix(), t.now().Unix(), dev[:])
+	if err != nil {
+		return fmt.Errorf("store: check-in: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: check-in: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// SetSchedule starts (or restarts) check-in tracking without a check-in:
+// used when a device gets its OSCORE context.
+func (t *Tx) SetSchedule(dev DeviceID, due, overdueAt time.Time) error {
+	res, err := t.exec(qSchedule, due.Unix(), overdueAt.Unix(), t.now().Unix(), dev[:])
+	if err != nil {
+		return fmt.Errorf("store: schedule: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: schedule: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// MarkOverdue records a missed window: missed becomes the new count and the
+// next overdue deadline moves to next. It only applies if the deadline is
+// still was (a check-in committed meanwhile wins), reporting whether it did.
+func (t *Tx) MarkOverdue(dev DeviceID, was time.Time, missed int, next time.Time) (bool, error) {
+	res, err := t.exec(qOverdue, missed, next.Unix(), t.now().Unix(), dev[:], was.Unix())
+	if err != nil {
+		return false, fmt.Errorf("store: overdue: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// SetClass sets a device's check-in class.
+func (t *Tx) SetClass(dev DeviceID, class string) error {
+	_, err := t.exec(qClass, class, dev[:])
+	return err
+}
+
+// Overdue lists devices whose overdue deadline is at or before now, oldest
+// deadline first.
+func (s *Store) Overdue(ctx context.Context, now time.Time, limit int) ([]Device, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.r.QueryContext(ctx, deviceQuery+` WHERE overdue_at IS NOT NULL AND overdue_at <= ? ORDER BY overdue_at LIMIT ?`, now.Unix(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: overdue: %w", err)
+	}
+	defer rows.Close()
+	var out []Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// NextOverdue returns the earliest overdue deadline (zero if none), so the
+// tracker can sleep until then.
+func (s *Store) NextOverdue(ctx context.Context) (time.Time, error) {
+	var n *int64
+	if err := s.r.QueryRowContext(ctx, `SELECT min(overdue_at) FROM devices WHERE overdue_at IS NOT NULL`).Scan(&n); err != nil {
+		return time.Time{}, fmt.Errorf("store: next overdue: %w", err)
+	}
+	if n == nil {
+		return time.Time{}, nil
+	}
+	return time.Unix(*n, 0), nil
+}
