@@ -82,7 +82,7 @@ func (t *Tx) Device(id DeviceID) (Device, error) {
 
 // Device returns one device.
 func (s *Store) Device(ctx context.Context, id DeviceID) (Device, error) {
-	return scanDevice(s.r.QueryRowContext(ctx, deviceQuery+` WHERE id = ?`, id[:]))
+	return scanDevice(s.r.QueryRowContext(ctx, deviceQuery+` WHERE d.id = ?`, id[:]))
 }
 
 // DeviceFilter selects devices in Devices.
@@ -94,7 +94,7 @@ type DeviceFilter struct {
 
 // Devices lists devices, most recently updated first.
 func (s *Store) Devices(ctx context.Context, f DeviceFilter) ([]Device, error) {
-	q := deviceQuery + ` WHERE (? = '' OR state = ?) AND (? = '' OR serial = ?) ORDER BY updated_at DESC, id LIMIT ?`
+	q := deviceQuery + ` WHERE (? = '' OR d.state = ?) AND (? = '' OR d.serial = ?) ORDER BY d.updated_at DESC, d.id LIMIT ?`
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
@@ -138,10 +138,12 @@ var (
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`)
 	qSetState     = w(`UPDATE devices SET state = ?, updated_at = ? WHERE id = ?`)
-	qDeviceWriter = w(deviceQuery + ` WHERE id = ?`)
+	qDeviceWriter = w(deviceQuery + ` WHERE d.id = ?`)
 )
 
-const deviceQuery = `SELECT id, serial, idevid, state, created_at, updated_at, class, last_checkin, due_at, overdue_at, missed FROM devices`
+const deviceQuery = `SELECT d.id, d.serial, d.idevid, d.state, d.created_at, d.updated_at,
+	coalesce(c.class, 'default'), c.last_checkin, c.due_at, c.overdue_at, coalesce(c.missed, 0)
+	FROM devices d LEFT JOIN checkins c ON c.device = d.id`
 
 type scanner interface{ Scan(...any) error }
 

@@ -79,26 +79,22 @@ CREATE TABLE expected (
 );
 `,
 	// 2: signed records, the upstream outbox, OSCORE contexts, check-ins.
+	// The write path of a check-in touches as few randomly keyed B-tree
+	// pages as possible (each costs a WAL page per commit): the record
+	// (sequential key) and its per-device index entry, the outbox
+	// (sequential), and one narrow check-in state row.
 	`
--- The record chain: every event the gateway signed, in sequence order.
+-- The record chain: every event the gateway signed, in sequence order. A
+-- device's chain head is its record with the highest seq.
 CREATE TABLE records (
 	seq    INTEGER PRIMARY KEY,                     -- gateway sequence number (record key 6)
 	device BLOB NOT NULL CHECK (length(device) = 32),
 	type   TEXT NOT NULL,
 	time   INTEGER NOT NULL,                        -- record key 5, unix seconds
-	id     BLOB NOT NULL UNIQUE CHECK (length(id) = 32), -- SHA-256 of cose: record id
+	id     BLOB NOT NULL CHECK (length(id) = 32),   -- SHA-256 of cose: the record id
 	cose   BLOB NOT NULL
 );
 CREATE INDEX records_device ON records (device, seq);
-
--- Per-device chain head (the id of the device's latest record). A device
--- may have records before it has a devices row (a refused check-in from an
--- unknown device is not recorded, so in practice it has one).
-CREATE TABLE chain_heads (
-	device BLOB PRIMARY KEY CHECK (length(device) = 32),
-	head   BLOB NOT NULL CHECK (length(head) = 32),
-	seq    INTEGER NOT NULL
-) WITHOUT ROWID;
 
 -- The outbox: one row per record, in commit order (pos is assigned by the
 -- single writer, so a cursor over pos never passes a record that commits
@@ -126,26 +122,30 @@ CREATE TABLE meta (
 ) WITHOUT ROWID;
 
 -- OSCORE security contexts (RFC 8613 §3), one per device, provisioned over
--- the LDevID-authenticated DTLS session (/t/oscore).
+-- the LDevID-authenticated DTLS session (/t/oscore). Read-mostly.
 CREATE TABLE oscore_contexts (
 	device        BLOB PRIMARY KEY REFERENCES devices (id),
 	kid           BLOB NOT NULL UNIQUE,   -- the device's Sender ID = the gateway's Recipient ID
 	gateway_id    BLOB NOT NULL,          -- the gateway's Sender ID
 	master_secret BLOB NOT NULL,
 	master_salt   BLOB NOT NULL,
-	replay_high   INTEGER,                -- replay window state, NULL before the first request
-	replay_bitmap INTEGER,
 	sender_seq    INTEGER,                -- the gateway's persisted Sender Sequence Number mark (B.1.1)
 	created_at    INTEGER NOT NULL
 ) WITHOUT ROWID;
 
--- Check-in schedule per device.
-ALTER TABLE devices ADD COLUMN class TEXT NOT NULL DEFAULT 'default';
-ALTER TABLE devices ADD COLUMN last_checkin INTEGER;   -- unix seconds
-ALTER TABLE devices ADD COLUMN due_at INTEGER;         -- next check-in due, unix seconds
-ALTER TABLE devices ADD COLUMN overdue_at INTEGER;     -- next overdue deadline (due + grace, then + interval)
-ALTER TABLE devices ADD COLUMN missed INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX devices_overdue ON devices (overdue_at) WHERE overdue_at IS NOT NULL;
+-- What changes at every check-in, in one narrow row per device: the
+-- schedule and the OSCORE replay window (committed with the check-in
+-- record, so an acknowledged request is never accepted again).
+CREATE TABLE checkins (
+	device        BLOB PRIMARY KEY REFERENCES devices (id),
+	class         TEXT NOT NULL DEFAULT 'default',
+	last_checkin  INTEGER,                -- unix seconds
+	due_at        INTEGER,                -- next check-in due
+	overdue_at    INTEGER,                -- next overdue deadline (due + grace, then + interval)
+	missed        INTEGER NOT NULL DEFAULT 0,
+	replay_high   INTEGER,                -- NULL before the context's first request
+	replay_bitmap INTEGER
+) WITHOUT ROWID;
 `,
 }
 

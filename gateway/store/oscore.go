@@ -30,8 +30,9 @@ type OSCOREContext struct {
 var (
 	qDeleteOSCORE = w(`DELETE FROM oscore_contexts WHERE device = ?`)
 	qInsertOSCORE = w(`INSERT INTO oscore_contexts (device, kid, gateway_id, master_secret, master_salt, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
-	qReplayGet    = w(`SELECT replay_high, replay_bitmap FROM oscore_contexts WHERE device = ?`)
-	qReplaySet    = w(`UPDATE oscore_contexts SET replay_high = ?, replay_bitmap = ? WHERE device = ?`)
+	qReplayGet    = w(`SELECT replay_high, replay_bitmap FROM checkins WHERE device = ?`)
+	qReplaySet    = w(`UPDATE checkins SET replay_high = ?, replay_bitmap = ? WHERE device = ?`)
+	qReplayReset  = w(`INSERT INTO checkins (device) VALUES (?) ON CONFLICT (device) DO UPDATE SET replay_high = NULL, replay_bitmap = NULL`)
 	qSenderSeqSet = w(`UPDATE oscore_contexts SET sender_seq = ? WHERE device = ?`)
 	qMaxKIDLen    = w(`SELECT coalesce(max(length(kid)), 0) FROM oscore_contexts`)
 )
@@ -43,6 +44,9 @@ func (t *Tx) PutOSCOREContext(c OSCOREContext) error {
 		return fmt.Errorf("store: oscore context: %w", err)
 	}
 	if _, err := t.exec(qInsertOSCORE, c.Device[:], c.KID, c.GatewayID, c.MasterSecret, c.MasterSalt, t.now().Unix()); err != nil {
+		return fmt.Errorf("store: oscore context: %w", err)
+	}
+	if _, err := t.exec(qReplayReset, c.Device[:]); err != nil {
 		return fmt.Errorf("store: oscore context: %w", err)
 	}
 	return nil
@@ -95,15 +99,16 @@ func (t *Tx) MaxKIDLen() (int, error) {
 
 // OSCOREContextByKID loads the context whose device Sender ID is kid.
 func (s *Store) OSCOREContextByKID(ctx context.Context, kid []byte) (OSCOREContext, error) {
-	return scanOSCORE(s.r.QueryRowContext(ctx, oscoreQuery+` WHERE kid = ?`, kid))
+	return scanOSCORE(s.r.QueryRowContext(ctx, oscoreQuery+` WHERE o.kid = ?`, kid))
 }
 
 // OSCOREContext loads a device's context.
 func (s *Store) OSCOREContext(ctx context.Context, dev DeviceID) (OSCOREContext, error) {
-	return scanOSCORE(s.r.QueryRowContext(ctx, oscoreQuery+` WHERE device = ?`, dev[:]))
+	return scanOSCORE(s.r.QueryRowContext(ctx, oscoreQuery+` WHERE o.device = ?`, dev[:]))
 }
 
-const oscoreQuery = `SELECT device, kid, gateway_id, master_secret, master_salt, replay_high, replay_bitmap, sender_seq, created_at FROM oscore_contexts`
+const oscoreQuery = `SELECT o.device, o.kid, o.gateway_id, o.master_secret, o.master_salt, c.replay_high, c.replay_bitmap, o.sender_seq, o.created_at
+	FROM oscore_contexts o LEFT JOIN checkins c ON c.device = o.device`
 
 func scanOSCORE(r scanner) (OSCOREContext, error) {
 	var c OSCOREContext

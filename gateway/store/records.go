@@ -22,9 +22,7 @@ type Record struct {
 var (
 	qInsertRecord = w(`INSERT INTO records (seq, device, type, time, id, cose) VALUES (?, ?, ?, ?, ?, ?)`)
 	qInsertOutbox = w(`INSERT INTO outbox (seq) VALUES (?)`)
-	qFirstHead    = w(`INSERT INTO chain_heads (device, head, seq) VALUES (?, ?, ?)`)
-	qMoveHead     = w(`UPDATE chain_heads SET head = ?, seq = ? WHERE device = ? AND head = ?`)
-	qLastSeq      = w(`INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)`)
+	qHeadOf       = w(`SELECT id, seq FROM records WHERE device = ? ORDER BY seq DESC LIMIT 1`)
 )
 
 // AppendRecord stores r, makes it the device's chain head and queues it for
@@ -32,27 +30,28 @@ var (
 // device's previous record (nil for its first): if the stored head differs,
 // the append fails with ErrConflict, so the chain can never fork.
 func (t *Tx) AppendRecord(r Record, prev []byte) error {
+	var head []byte
+	var headSeq int64
+	err := t.queryRow(qHeadOf, r.Device[:]).Scan(&head, &headSeq)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if prev != nil {
+			return fmt.Errorf("store: record %d: %w: device has no chain yet", r.Seq, ErrConflict)
+		}
+	case err != nil:
+		return fmt.Errorf("store: record %d: %w", r.Seq, err)
+	case prev == nil:
+		return fmt.Errorf("store: record %d: %w: device already has a chain", r.Seq, ErrConflict)
+	case string(prev) != string(head):
+		return fmt.Errorf("store: record %d: %w: prev is not the device's chain head", r.Seq, ErrConflict)
+	case uint64(headSeq) >= r.Seq:
+		return fmt.Errorf("store: record %d: %w: sequence does not increase (head %d)", r.Seq, ErrConflict, headSeq)
+	}
 	if _, err := t.exec(qInsertRecord, int64(r.Seq), r.Device[:], r.Type, r.Time.Unix(), r.ID[:], r.COSE); err != nil {
 		return fmt.Errorf("store: record %d: %w", r.Seq, err)
 	}
-	if prev == nil {
-		if _, err := t.exec(qFirstHead, r.Device[:], r.ID[:], int64(r.Seq)); err != nil {
-			return fmt.Errorf("store: record %d: %w: device already has a chain (%v)", r.Seq, ErrConflict, err)
-		}
-	} else {
-		res, err := t.exec(qMoveHead, r.ID[:], int64(r.Seq), r.Device[:], prev)
-		if err != nil {
-			return fmt.Errorf("store: record %d: %w", r.Seq, err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("store: record %d: %w: prev is not the device's chain head", r.Seq, ErrConflict)
-		}
-	}
 	if _, err := t.exec(qInsertOutbox, int64(r.Seq)); err != nil {
 		return fmt.Errorf("store: outbox %d: %w", r.Seq, err)
-	}
-	if _, err := t.exec(qLastSeq, int64(r.Seq)); err != nil {
-		return fmt.Errorf("store: last seq: %w", err)
 	}
 	t.OnCommit(t.s.notifyRecords)
 	return nil
@@ -62,7 +61,7 @@ func (t *Tx) AppendRecord(r Record, prev []byte) error {
 // ok is false when it has none.
 func (s *Store) ChainHead(ctx context.Context, dev DeviceID) (head []byte, seq uint64, ok bool, err error) {
 	var n int64
-	err = s.r.QueryRowContext(ctx, `SELECT head, seq FROM chain_heads WHERE device = ?`, dev[:]).Scan(&head, &n)
+	err = s.r.QueryRowContext(ctx, `SELECT id, seq FROM records WHERE device = ? ORDER BY seq DESC LIMIT 1`, dev[:]).Scan(&head, &n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, false, nil
 	}
@@ -72,8 +71,9 @@ func (s *Store) ChainHead(ctx context.Context, dev DeviceID) (head []byte, seq u
 	return head, uint64(n), true, nil
 }
 
-// LastSeq is the highest sequence number ever committed (0 if none). It
-// survives the pruning of old records.
+// LastSeq is the highest sequence number ever committed (0 if none): the
+// newest record is never pruned, and a future pruning of history must
+// record its high mark in meta('last_seq'), which this also reads.
 func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
 	var n sql.NullInt64
 	if err := s.r.QueryRowContext(ctx, `SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0), coalesce((SELECT max(seq) FROM records), 0))`).Scan(&n); err != nil {

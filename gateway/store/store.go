@@ -179,6 +179,10 @@ func (s *Store) Stats() Stats {
 // transaction is durable. If fn returns an error, its changes (and only its
 // changes) are rolled back and the error is returned. If the commit itself
 // fails, every caller of the batch gets the error: nothing they wrote exists.
+//
+// fn may be called more than once (when another function in its batch
+// fails, the batch is run again with savepoints); it must act only through
+// its Tx, and register in-memory effects with Tx.OnCommit.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
 	select {
@@ -242,74 +246,98 @@ func (s *Store) drainClosed() {
 }
 
 func (s *Store) commit(batch []*op) {
-	ctx := context.Background()
-	finish := func(err error) {
-		var ok, failed uint64
-		for _, o := range batch {
-			if err != nil && o.err == nil {
-				o.err = err
-			}
-			if o.err != nil {
-				failed++
-			} else {
-				ok++
-			}
-			close(o.done)
-		}
-		s.statsMu.Lock()
-		if err == nil {
-			s.stats.Commits++
-		}
-		s.stats.Ops += ok
-		s.stats.Failed += failed
-		s.statsMu.Unlock()
+	// Most batches have no failing op: run them without per-op
+	// savepoints (two statements each). Only if one fails is the batch
+	// rolled back and run again with savepoints, so that the failing op
+	// alone loses its changes. Update functions therefore may run twice;
+	// they must only act through their Tx.
+	var hooks []func()
+	err := s.attempt(batch, false, &hooks)
+	if errors.Is(err, errRetryIsolated) {
+		hooks = hooks[:0]
+		err = s.attempt(batch, true, &hooks)
 	}
-	sqlTx, err := s.w.BeginTx(ctx, nil)
+	if err == nil {
+		for _, h := range hooks {
+			h()
+		}
+	}
+	var ok, failed uint64
+	for _, o := range batch {
+		if err != nil && o.err == nil {
+			o.err = err
+		}
+		if o.err != nil {
+			failed++
+		} else {
+			ok++
+		}
+		close(o.done)
+	}
+	s.statsMu.Lock()
+	if err == nil {
+		s.stats.Commits++
+	}
+	s.stats.Ops += ok
+	s.stats.Failed += failed
+	s.statsMu.Unlock()
+}
+
+// errRetryIsolated makes commit run a batch again with savepoints.
+var errRetryIsolated = errors.New("retry with savepoints")
+
+// attempt runs batch in one transaction and commits it. Without isolation
+// the first failing op aborts the attempt with errRetryIsolated (its error
+// is kept for the retry to overwrite). With isolation each op runs in a
+// savepoint and a failing op is rolled back alone.
+func (s *Store) attempt(batch []*op, isolate bool, hooks *[]func()) error {
+	sqlTx, err := s.w.BeginTx(context.Background(), nil)
 	if err != nil {
 		s.log.Error().Err(err).Msg("begin")
-		finish(fmt.Errorf("store: begin: %w", err))
-		return
+		return fmt.Errorf("store: begin: %w", err)
 	}
-	var hooks []func()
 	for _, o := range batch {
+		o.err = nil
 		if err := o.ctx.Err(); err != nil {
 			o.err = err
 			continue
 		}
 		tx := &Tx{tx: sqlTx, now: s.now, s: s}
-		if _, err := tx.exec(qSavepoint); err != nil {
-			o.err = fmt.Errorf("store: savepoint: %w", err)
-			continue
+		if isolate {
+			if _, err := tx.exec(qSavepoint); err != nil {
+				o.err = fmt.Errorf("store: savepoint: %w", err)
+				continue
+			}
 		}
 		o.err = run(o.fn, tx)
+		if o.err != nil && !isolate {
+			sqlTx.Rollback()
+			return errRetryIsolated
+		}
 		if o.err != nil {
 			if _, err := tx.exec(qRollbackTo); err != nil {
 				// The transaction is in an unknown state: give up on
 				// the whole batch rather than commit half of an op.
 				sqlTx.Rollback()
 				s.log.Error().Err(err).Msg("rollback to savepoint")
-				finish(fmt.Errorf("store: rollback: %w", err))
-				return
+				return fmt.Errorf("store: rollback: %w", err)
 			}
 		} else {
-			hooks = append(hooks, tx.onCommit...)
+			*hooks = append(*hooks, tx.onCommit...)
 		}
-		if _, err := tx.exec(qRelease); err != nil {
-			sqlTx.Rollback()
-			s.log.Error().Err(err).Msg("release savepoint")
-			finish(fmt.Errorf("store: release: %w", err))
-			return
+		if isolate {
+			if _, err := tx.exec(qRelease); err != nil {
+				sqlTx.Rollback()
+				s.log.Error().Err(err).Msg("release savepoint")
+				return fmt.Errorf("store: release: %w", err)
+			}
 		}
 	}
 	if err := sqlTx.Commit(); err != nil {
 		s.log.Error().Err(err).Int("ops", len(batch)).Msg("commit failed")
-		finish(fmt.Errorf("store: commit: %w", err))
-		return
+		return fmt.Errorf("store: commit: %w", err)
 	}
-	for _, h := range hooks {
-		h()
-	}
-	finish(nil)
+	return nil
 }
 
 func run(fn func(*Tx) error, tx *Tx) (err error) {
