@@ -2,6 +2,7 @@ package registrar
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -9,7 +10,10 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/tumbler-iot/tumbler/coap"
+	"github.com/tumbler-iot/tumbler/cose/record"
+	"github.com/tumbler-iot/tumbler/cose/voucher"
 	"github.com/tumbler-iot/tumbler/gateway/est"
+	"github.com/tumbler-iot/tumbler/gateway/journal"
 	"github.com/tumbler-iot/tumbler/gateway/store"
 )
 
@@ -53,15 +57,15 @@ func (r *Registrar) Authorize(ctx context.Context, peer coap.Peer, op est.Op) (e
 	return est.Identity{}, fmt.Errorf("registrar: unknown EST operation %v", op)
 }
 
-// RecordIssued implements est.Recorder: the certificate and the device's
-// new state are committed before the certificate leaves the gateway.
+// RecordIssued implements est.Recorder: the certificate, the device's new
+// state and the signed "enroll" record are committed in one transaction
+// before the certificate leaves the gateway.
 func (r *Registrar) RecordIssued(ctx context.Context, id est.Identity, cert *x509.Certificate, op est.Op) error {
 	cop := store.OpEnroll
 	if op == est.Reenroll {
 		cop = store.OpReenroll
 	}
-	// The EST server logs the issuance once it is recorded.
-	return r.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+	apply := func(tx *store.Tx) error {
 		if err := tx.AddCertificate(id.DeviceID, cop, cert); err != nil {
 			return err
 		}
@@ -69,5 +73,26 @@ func (r *Registrar) RecordIssued(ctx context.Context, id est.Identity, cert *x50
 			return tx.SetState(id.DeviceID, store.StateEnrolled)
 		}
 		return nil
-	})
+	}
+	// The EST server logs the issuance once it is recorded.
+	if r.cfg.Journal == nil {
+		return r.cfg.Store.Update(ctx, apply)
+	}
+	body := &record.EnrollBody{LDevIDSerial: cert.SerialNumber.Bytes(), LDevIDNotAfter: cert.NotAfter, LDevIDHash: sha256.Sum256(cert.Raw), ReEnrollment: op == est.Reenroll}
+	if op == est.Enroll {
+		x, err := r.cfg.Store.LatestVoucher(ctx, id.DeviceID)
+		if err != nil {
+			return fmt.Errorf("registrar: enroll record: %w", err)
+		}
+		sv, err := voucher.ParseSignedVoucher(x.Voucher)
+		if err != nil {
+			return fmt.Errorf("registrar: enroll record: stored voucher: %w", err)
+		}
+		body.VoucherHash, body.MASAURL = sha256.Sum256(x.Voucher), x.MASAURL
+		if sv.Voucher.Assertion != nil {
+			body.Assertion = *sv.Voucher.Assertion
+		}
+	}
+	_, err := r.cfg.Journal.Append(ctx, journal.Device{ID: id.DeviceID, Serial: id.Serial}, body, apply)
+	return err
 }

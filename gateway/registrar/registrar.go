@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tumbler-iot/tumbler/coap"
+	"github.com/tumbler-iot/tumbler/gateway/journal"
 	"github.com/tumbler-iot/tumbler/gateway/store"
 	"github.com/tumbler-iot/tumbler/pki"
 )
@@ -65,6 +66,9 @@ type Config struct {
 	Store *store.Store
 	// MASATimeout bounds one voucher round trip (default 20 s).
 	MASATimeout time.Duration
+	// Journal records enrollments; nil records none (tests of the
+	// voucher path alone).
+	Journal *journal.Journal
 }
 
 // Registrar serves cBRSKI.
@@ -200,6 +204,15 @@ func (r *Registrar) pledgeOf(p coap.Peer) (*pledge, error) {
 		return nil, coap.Errorf(codes.BadRequest, "IDevID has no serialNumber", ErrNotPledge)
 	}
 	return &pledge{idevid: leaf, chain: p.Chain, id: pki.DeviceID(leaf), serial: leaf.Subject.SerialNumber}, nil
+}
+
+// IdentifyLDevID maps a DTLS peer presenting an unrevoked LDevID this
+// domain issued to its device; an IDevID peer is refused.
+func (r *Registrar) IdentifyLDevID(ctx context.Context, p coap.Peer) (store.DeviceID, error) {
+	if _, err := r.pledgeOf(p); err == nil {
+		return store.DeviceID{}, coap.Errorf(codes.Forbidden, "LDevID required", ErrNotPledge)
+	}
+	return r.deviceOf(ctx, p)
 }
 
 // deviceOf identifies a peer by its IDevID, or by an LDevID this gateway
