@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tumbler-iot/tumbler/gateway/checkin"
 	"github.com/tumbler-iot/tumbler/gateway/registrar"
 	"github.com/tumbler-iot/tumbler/pki"
 )
@@ -29,6 +30,7 @@ type Config struct {
 	Registrar RegistrarConfig `yaml:"registrar"`
 	MASA      MASAConfig      `yaml:"masa"`
 	EST       ESTConfig       `yaml:"est"`
+	Checkin   checkin.Config  `yaml:"checkin"`
 	Admin     AdminConfig     `yaml:"admin"`
 	Log       LogConfig       `yaml:"log"`
 
@@ -42,6 +44,10 @@ type DomainConfig struct {
 	CAKey         string `yaml:"ca_key"`
 	RegistrarCert string `yaml:"registrar_cert"` // chain: registrar first, then CAs
 	RegistrarKey  string `yaml:"registrar_key"`
+	// RecordsCert/RecordsKey sign the gateway's event records; anyone with
+	// the certificate (or its public key) can verify them.
+	RecordsCert string `yaml:"records_cert"`
+	RecordsKey  string `yaml:"records_key"`
 }
 
 // RegistrarConfig is the cBRSKI registrar and its CoAP endpoints.
@@ -95,6 +101,7 @@ func Defaults() Config {
 		Registrar: RegistrarConfig{Listen: "[::]:5684", Policy: string(registrar.Open), MTU: 1024, MaxPeers: 4096},
 		MASA:      MASAConfig{Timeout: 20 * time.Second},
 		EST:       ESTConfig{Validity: 2 * 365 * 24 * time.Hour},
+		Checkin:   checkin.Defaults(),
 		Admin:     AdminConfig{Listen: "127.0.0.1:8484"},
 		Log:       LogConfig{Level: "info", Format: "console"},
 	}
@@ -152,6 +159,7 @@ func (c Config) Validate() error {
 	for _, f := range []struct{ name, v string }{
 		{"domain.ca_cert", c.Domain.CACert}, {"domain.ca_key", c.Domain.CAKey},
 		{"domain.registrar_cert", c.Domain.RegistrarCert}, {"domain.registrar_key", c.Domain.RegistrarKey},
+		{"domain.records_cert", c.Domain.RecordsCert}, {"domain.records_key", c.Domain.RecordsKey},
 	} {
 		if f.v == "" {
 			return fieldErr(f.name, "required (tumbler init writes it)")
@@ -184,6 +192,9 @@ func (c Config) Validate() error {
 	}
 	if c.EST.Validity < time.Hour {
 		return fieldErr("est.validity", "%v is shorter than an hour", c.EST.Validity)
+	}
+	if err := c.Checkin.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {

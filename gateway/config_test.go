@@ -42,7 +42,7 @@ func TestInitThenLoad(t *testing.T) {
 // A malformed configuration is refused with the field named.
 func TestValidateNamesTheField(t *testing.T) {
 	const (
-		domain    = "domain: {ca_cert: a, ca_key: b, registrar_cert: c, registrar_key: d}\n"
+		domain    = "domain: {ca_cert: a, ca_key: b, registrar_cert: c, registrar_key: d, records_cert: e, records_key: f}\n"
 		registrar = "registrar: {manufacturers: [m.pem]}\n"
 	)
 	if _, err := Parse([]byte(domain+registrar), "/x"); err != nil {
@@ -60,7 +60,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{domain + registrar + "log: {level: loud}\n", "log.level"},
 		{domain + registrar + "admin: {listen: ':x:'}\n", "admin.listen"},
 		{domain + registrar + "colour: blue\n", "colour"},
-		{"domain: {ca_cert: a, ca_key: b, registrar_cert: c}\n" + registrar, "domain.registrar_key"},
+		{"domain: {ca_cert: a, ca_key: b, registrar_cert: c, records_cert: e, records_key: f}\n" + registrar, "domain.registrar_key"},
+		{domain + registrar + "checkin: {classes: {default: {interval: 10ms}}}\n", "checkin.classes.default.interval"},
+		{domain + registrar + "checkin: {classes: {default: {interval: 1h}, sensor: {interval: 1h}}}\n", "checkin.classes.sensor.serial_prefix"},
 	} {
 		_, err := Parse([]byte(tc.doc), "/x")
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.field) {

@@ -20,7 +20,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tumbler-iot/tumbler/coap"
+	"github.com/tumbler-iot/tumbler/gateway/checkin"
 	"github.com/tumbler-iot/tumbler/gateway/est"
+	"github.com/tumbler-iot/tumbler/gateway/journal"
 	"github.com/tumbler-iot/tumbler/gateway/registrar"
 	"github.com/tumbler-iot/tumbler/gateway/store"
 	"github.com/tumbler-iot/tumbler/pki"
@@ -36,6 +38,9 @@ type Gateway struct {
 
 	registrar *registrar.Registrar
 	est       *est.Server
+	journal   *journal.Journal
+	checkin   *checkin.Service
+	records   *x509.Certificate // the record signer's certificate
 	secure    *coap.Server // CoAPS: cBRSKI and EST-coaps
 	plain     *coap.Server // CoAP: discovery
 	plainMux  *coap.Mux
@@ -45,11 +50,12 @@ type Gateway struct {
 }
 
 type options struct {
-	log   zerolog.Logger
-	store *store.Store
-	masa  registrar.MASAClient
-	reg   *prometheus.Registry
-	now   func() time.Time
+	log       zerolog.Logger
+	store     *store.Store
+	masa      registrar.MASAClient
+	reg       *prometheus.Registry
+	now       func() time.Time
+	recordNow func() time.Time
 }
 
 // Option injects a dependency into New.
@@ -70,6 +76,12 @@ func WithRegistry(reg *prometheus.Registry) Option { return func(o *options) { o
 // WithClock sets the clock.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
+// WithRecordClock sets the clock of records and check-in schedules only
+// (default: the clock). The testbed runs it fast so that a week of
+// check-ins passes in seconds while certificates and vouchers keep real
+// time.
+func WithRecordClock(now func() time.Time) Option { return func(o *options) { o.recordNow = now } }
+
 // New loads the key material named in cfg, opens the store and builds the
 // services. It does not listen: see Run, or ServeDTLS/ServeCoAP for links
 // the caller owns.
@@ -80,6 +92,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 	o := options{log: zerolog.Nop(), now: time.Now}
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.recordNow == nil {
+		o.recordNow = o.now
 	}
 	if o.reg == nil {
 		o.reg = prometheus.NewRegistry()
@@ -129,6 +144,16 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 		o.masa = registrar.NewHTTPMASA(tlsCert(regChain, regKey), roots, cfg.MASA.Timeout)
 	}
 
+	recCert, err := loadCert(cfg.Path(cfg.Domain.RecordsCert), "domain.records_cert")
+	if err != nil {
+		return nil, err
+	}
+	recKey, err := loadKey(cfg.Path(cfg.Domain.RecordsKey), "domain.records_key", recCert)
+	if err != nil {
+		return nil, err
+	}
+	g.records = recCert
+
 	if o.store == nil {
 		s, err := store.Open(ctx, cfg.Path(cfg.Store), store.WithLogger(o.log), store.WithClock(o.now))
 		if err != nil {
@@ -137,10 +162,14 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 		o.store, g.own = s, true
 	}
 	g.store = o.store
+	if g.journal, err = journal.New(ctx, g.store, recKey, journal.WithClock(o.recordNow), journal.WithMetrics(o.reg)); err != nil {
+		g.Close()
+		return nil, err
+	}
 
 	g.registrar, err = registrar.New(registrar.Config{
 		Chain: regChain, Key: regKey, Manufacturers: mfrs, Policy: registrar.Policy(cfg.Registrar.Policy),
-		MASAURL: cfg.MASA.URL, MASA: o.masa, Store: g.store, MASATimeout: cfg.MASA.Timeout,
+		MASAURL: cfg.MASA.URL, MASA: o.masa, Store: g.store, MASATimeout: cfg.MASA.Timeout, Journal: g.journal,
 	}, registrar.WithLogger(o.log), registrar.WithClock(o.now), registrar.WithMetrics(o.reg))
 	if err != nil {
 		g.Close()
@@ -154,9 +183,17 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 		return nil, err
 	}
 
+	g.checkin, err = checkin.New(cfg.Checkin, g.store, g.journal, g.registrar.IdentifyLDevID,
+		checkin.WithClock(o.recordNow), checkin.WithLogger(o.log), checkin.WithMetrics(o.reg))
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+
 	mux := coap.NewMux()
 	g.registrar.Register(mux)
 	g.est.Register(mux)
+	g.checkin.RegisterProvisioning(mux)
 	clientCAs := x509.NewCertPool()
 	for _, c := range mfrs {
 		clientCAs.AddCert(c)
@@ -170,7 +207,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 		return nil, err
 	}
 	g.plainMux = coap.NewMux()
-	g.plain, err = coap.NewServer(g.plainMux, coap.WithLogger(o.log), coap.WithClock(o.now),
+	// Check-ins arrive here; each worker waits for its record's group
+	// commit, so the worker count is also the largest commit batch.
+	g.plain, err = coap.NewServer(g.checkin.Dispatch(g.plainMux), coap.WithLogger(o.log), coap.WithClock(o.now),
+		coap.WithCriticalOptions(coap.OptionOSCORE), coap.WithUDPWorkers(checkinWorkers, 8*checkinWorkers),
 		coap.WithMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"port": "coap"}, o.reg)))
 	if err != nil {
 		g.Close()
@@ -204,6 +244,23 @@ func loadKey(path, field string, cert *x509.Certificate) (crypto.Signer, error) 
 		return nil, fieldErr(field, "key does not match its certificate")
 	}
 	return k, nil
+}
+
+// checkinWorkers bounds concurrent check-ins in flight on the plain port.
+const checkinWorkers = 512
+
+// RecordsCert is the certificate of the key that signs the gateway's
+// records: what `tumbler record verify --key` needs.
+func (g *Gateway) RecordsCert() *x509.Certificate { return g.records }
+
+// CheckIn is the check-in service.
+func (g *Gateway) CheckIn() *checkin.Service { return g.checkin }
+
+// RunServices runs the gateway's background work (the overdue tracker)
+// until ctx ends. Run calls it; callers that serve their own links with
+// ServeDTLS and ServeCoAP call it themselves.
+func (g *Gateway) RunServices(ctx context.Context) error {
+	return g.checkin.RunOverdue(ctx)
 }
 
 // Store is the gateway's store.
@@ -268,6 +325,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.log.Info().Str("coaps", secure.LocalAddr().String()).Str("coap", plain.LocalAddr().String()).Msg("registrar listening")
 	eg.Go(func() error { defer secure.Close(); return g.ServeDTLS(ctx, secure) })
 	eg.Go(func() error { defer plain.Close(); return g.ServeCoAP(ctx, plain) })
+	eg.Go(func() error { return g.RunServices(ctx) })
 	if g.cfg.Admin.Listen != "" {
 		ln, err := net.Listen("tcp", g.cfg.Admin.Listen)
 		if err != nil {

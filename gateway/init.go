@@ -37,6 +37,8 @@ const (
 	FileDomainCAKey   = "domain-ca.key"
 	FileRegistrar     = "registrar.pem"
 	FileRegistrarKey  = "registrar.key"
+	FileRecords       = "records.pem"
+	FileRecordsKey    = "records.key"
 	defaultDomainName = "Tumbler Domain"
 )
 
@@ -53,7 +55,7 @@ func Init(dir string, o InitOptions) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	for _, f := range []string{FileConfig, FileDomainCA, FileDomainCAKey, FileRegistrar, FileRegistrarKey} {
+	for _, f := range []string{FileConfig, FileDomainCA, FileDomainCAKey, FileRegistrar, FileRegistrarKey, FileRecords, FileRecordsKey} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			return "", fmt.Errorf("%s already exists: refusing to overwrite", filepath.Join(dir, f))
 		}
@@ -75,9 +77,23 @@ func Init(dir string, o InitOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	recKey, err := pki.GenerateKey(nil)
+	if err != nil {
+		return "", err
+	}
+	rec, err := pki.NewSignerCert(o.Now, &pki.Issuer{Cert: ca, Key: caKey}, recKey.Public(),
+		pki.Profile{Subject: pkix.Name{CommonName: o.Domain + " Record Signer", Organization: []string{o.Domain}}})
+	if err != nil {
+		return "", err
+	}
+	recPEM, err := pki.EncodeKey(recKey)
+	if err != nil {
+		return "", err
+	}
 	cfg := Defaults()
 	cfg.Store = "tumbler.db"
-	cfg.Domain = DomainConfig{CACert: FileDomainCA, CAKey: FileDomainCAKey, RegistrarCert: FileRegistrar, RegistrarKey: FileRegistrarKey}
+	cfg.Domain = DomainConfig{CACert: FileDomainCA, CAKey: FileDomainCAKey, RegistrarCert: FileRegistrar, RegistrarKey: FileRegistrarKey,
+		RecordsCert: FileRecords, RecordsKey: FileRecordsKey}
 	cfg.Registrar.Manufacturers = o.Manufacturers
 	cfg.MASA.URL, cfg.MASA.CA = o.MASAURL, o.MASACA
 	if o.ID != "" {
@@ -112,6 +128,8 @@ func Init(dir string, o InitOptions) (string, error) {
 		{FileDomainCA, pki.EncodeCerts(ca), 0o644},
 		{FileRegistrarKey, regPEM, 0o600},
 		{FileRegistrar, pki.EncodeCerts(reg, ca), 0o644},
+		{FileRecordsKey, recPEM, 0o600},
+		{FileRecords, pki.EncodeCerts(rec, ca), 0o644},
 		{FileConfig, append(header, y...), 0o644},
 	} {
 		if err := pki.WriteNew(filepath.Join(dir, f.name), f.data, f.perm); err != nil {

@@ -276,3 +276,18 @@ func DeviceID(idevid *x509.Certificate) [32]byte { return sha256.Sum256(idevid.R
 
 // SPKIHash is SHA-256 over the DER SubjectPublicKeyInfo.
 func SPKIHash(cert *x509.Certificate) [32]byte { return sha256.Sum256(cert.RawSubjectPublicKeyInfo) }
+
+// NewSignerCert issues a certificate for a key that signs documents (the
+// gateway's record signer): digitalSignature, no extended key usage, not a
+// CA. Default validity: 20 years (records outlive devices).
+func NewSignerCert(now time.Time, ca *Issuer, pub crypto.PublicKey, p Profile) (*x509.Certificate, error) {
+	nb, na := p.window(now, 20*365*24*time.Hour)
+	tmpl := &x509.Certificate{
+		Subject:               p.Subject,
+		NotBefore:             nb,
+		NotAfter:              na,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+	}
+	return sign(tmpl, ca, pub, nil, p.Rand)
+}

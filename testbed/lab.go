@@ -98,6 +98,8 @@ func StartLab(ctx context.Context, dir string, o LabOptions) (*Lab, error) {
 	if o.Policy != "" {
 		cfg.Registrar.Policy = o.Policy
 	}
+	// Time may run fast (TimeScale): look for missed check-ins often.
+	cfg.Checkin.Poll = 200 * time.Millisecond
 	gw, err := gateway.New(ctx, cfg, append([]gateway.Option{gateway.WithLogger(o.Log)}, o.GatewayOptions...)...)
 	if err != nil {
 		return nil, err
@@ -115,6 +117,7 @@ func StartLab(ctx context.Context, dir string, o LabOptions) (*Lab, error) {
 	l.CoAPS, l.CoAP = secure.LocalAddr(), plain.LocalAddr()
 	l.goServe(func() error { defer secure.Close(); return gw.ServeDTLS(ctx, secure) })
 	l.goServe(func() error { defer plain.Close(); return gw.ServeCoAP(ctx, plain) })
+	l.goServe(func() error { return gw.RunServices(ctx) })
 	ok = true
 	return l, nil
 }

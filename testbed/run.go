@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tumbler-iot/tumbler/gateway"
 	"github.com/tumbler-iot/tumbler/gateway/store"
 	"github.com/tumbler-iot/tumbler/pki"
 	"github.com/tumbler-iot/tumbler/testbed/mote"
@@ -42,22 +44,34 @@ type Options struct {
 	Progress func(done, failed, total int)
 	// Timeout bounds the whole run (default 5 minutes).
 	Timeout time.Duration
+	// Checkins is how many check-in rounds each mote runs after it
+	// onboarded (0: none).
+	Checkins int
+	// TimeScale runs the gateway's record and check-in clock this many
+	// times faster than real time (default 604800: a week per second).
+	TimeScale float64
 }
 
 // Report is the testbed's JSON report.
 type Report struct {
-	Motes           int       `json:"motes"`
-	Onboarded       int       `json:"onboarded"`
-	Failed          int       `json:"failed"`
-	Seed            uint64    `json:"seed"`
-	DurationS       float64   `json:"duration_s"`
-	OnboardingsPerS float64   `json:"onboardings_per_s"`
-	OnboardP50Ms    float64   `json:"onboard_p50_ms"`
-	OnboardP99Ms    float64   `json:"onboard_p99_ms"`
-	OnboardMaxMs    float64   `json:"onboard_max_ms"`
-	HandshakeP50Ms  float64   `json:"dtls_handshake_p50_ms"`
-	Reconnects      int       `json:"reconnects"`
-	Failures        []Failure `json:"failures,omitempty"`
+	Motes           int            `json:"motes"`
+	Onboarded       int            `json:"onboarded"`
+	Failed          int            `json:"failed"`
+	Seed            uint64         `json:"seed"`
+	DurationS       float64        `json:"duration_s"`
+	OnboardingsPerS float64        `json:"onboardings_per_s"`
+	OnboardP50Ms    float64        `json:"onboard_p50_ms"`
+	OnboardP99Ms    float64        `json:"onboard_p99_ms"`
+	OnboardMaxMs    float64        `json:"onboard_max_ms"`
+	HandshakeP50Ms  float64        `json:"dtls_handshake_p50_ms"`
+	Reconnects      int            `json:"reconnects"`
+	CheckinsSent    int            `json:"checkins_sent"`
+	CheckinsAcked   int            `json:"checkins_acked"`
+	CheckinP50Ms    float64        `json:"checkin_p50_ms"`
+	CheckinP99Ms    float64        `json:"checkin_p99_ms"`
+	Records         int            `json:"records"`
+	RecordsByType   map[string]int `json:"records_by_type,omitempty"`
+	Failures        []Failure      `json:"failures,omitempty"`
 }
 
 // Failure is one mote that did not onboard.
@@ -67,11 +81,15 @@ type Failure struct {
 }
 
 type moteResult struct {
-	serial string
-	id     mote.Identity
-	enr    *mote.Enrollment
-	t      mote.Timings
-	err    error
+	serial    string
+	id        mote.Identity
+	enr       *mote.Enrollment
+	t         mote.Timings
+	err       error
+	sent      int
+	acked     int
+	checkins  []time.Duration
+	onboarded time.Time // when onboarding (not check-ins) finished
 }
 
 // Run starts a lab, onboards opts.Motes motes concurrently over loopback
@@ -95,7 +113,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	lab, err := StartLab(ctx, dir, LabOptions{Log: o.Log})
+	if o.TimeScale <= 0 {
+		o.TimeScale = 7 * 24 * 3600
+	}
+	clock := scaledClock(o.TimeScale)
+	lab, err := StartLab(ctx, dir, LabOptions{Log: o.Log, GatewayOptions: []gateway.Option{gateway.WithRecordClock(clock)}})
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +153,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r.enr, r.t, r.err = onboardOne(ctx, lab, r.id, o.Log)
+			r.enr, r.t, r.err = onboardOne(ctx, lab, r, o)
 			mu.Lock()
 			done++
 			if r.err != nil {
@@ -160,9 +182,28 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		total = append(total, r.t.Total)
 		hs = append(hs, r.t.Handshake)
 	}
-	rep.OnboardingsPerS = float64(rep.Onboarded) / elapsed.Seconds()
+	var last time.Time
+	for _, r := range results {
+		if r.onboarded.After(last) {
+			last = r.onboarded
+		}
+	}
+	rep.OnboardingsPerS = float64(rep.Onboarded) / last.Sub(start).Seconds()
 	rep.OnboardP50Ms, rep.OnboardP99Ms, rep.OnboardMaxMs = ms(quantile(total, 0.50)), ms(quantile(total, 0.99)), ms(quantile(total, 1))
 	rep.HandshakeP50Ms = ms(quantile(hs, 0.50))
+	var ci []time.Duration
+	for _, r := range results {
+		rep.CheckinsSent += r.sent
+		rep.CheckinsAcked += r.acked
+		ci = append(ci, r.checkins...)
+	}
+	rep.CheckinP50Ms, rep.CheckinP99Ms = ms(quantile(ci, 0.50)), ms(quantile(ci, 0.99))
+	if rep.RecordsByType, err = lab.Gateway.Store().CountRecords(ctx); err != nil {
+		return rep, err
+	}
+	for _, n := range rep.RecordsByType {
+		rep.Records += n
+	}
 	if o.Artifacts != "" {
 		if err := saveArtifacts(ctx, o.Artifacts, lab, results); err != nil {
 			return rep, fmt.Errorf("testbed: artifacts: %w", err)
@@ -171,8 +212,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-func onboardOne(ctx context.Context, lab *Lab, id mote.Identity, log zerolog.Logger) (*mote.Enrollment, mote.Timings, error) {
-	p, err := mote.New(id, mote.Config{Log: log, Listen: loopbackUDP})
+// onboardOne onboards one mote and, if asked, provisions its OSCORE
+// context and runs its check-in rounds, sleeping between them for the due
+// time the gateway gave divided by the time scale.
+func onboardOne(ctx context.Context, lab *Lab, r *moteResult, o Options) (*mote.Enrollment, mote.Timings, error) {
+	p, err := mote.New(r.id, mote.Config{Log: o.Log, Listen: loopbackUDP})
 	if err != nil {
 		return nil, mote.Timings{}, err
 	}
@@ -180,7 +224,46 @@ func onboardOne(ctx context.Context, lab *Lab, id mote.Identity, log zerolog.Log
 	if err != nil {
 		return nil, mote.Timings{}, err
 	}
-	return p.Onboard(ctx, addr)
+	enr, t, err := p.Onboard(ctx, addr)
+	r.onboarded = time.Now()
+	if err != nil || o.Checkins == 0 {
+		return enr, t, err
+	}
+	oc, err := p.Provision(ctx, addr, enr)
+	if err != nil {
+		return enr, t, err
+	}
+	k, err := p.NewChecker(ctx, lab.CoAP, oc)
+	if err != nil {
+		return enr, t, err
+	}
+	defer k.Close()
+	battery := uint8(100)
+	for round := range o.Checkins {
+		r.sent++
+		t0 := time.Now()
+		due, err := k.CheckIn(ctx, mote.Status{Uptime: uint64(round) * 604800, Firmware: "1.0.0", Battery: &battery, Reboots: 1})
+		if err != nil {
+			return enr, t, fmt.Errorf("check-in %d: %w", round+1, err)
+		}
+		r.checkins = append(r.checkins, time.Since(t0))
+		r.acked++
+		battery--
+		if round+1 < o.Checkins {
+			select {
+			case <-time.After(time.Duration(float64(due) / o.TimeScale)):
+			case <-ctx.Done():
+				return enr, t, ctx.Err()
+			}
+		}
+	}
+	return enr, t, nil
+}
+
+// scaledClock runs scale times faster than real time from now on.
+func scaledClock(scale float64) func() time.Time {
+	start := time.Now()
+	return func() time.Time { return start.Add(time.Duration(float64(time.Since(start)) * scale)) }
 }
 
 func loopbackUDP() (net.PacketConn, error) { return net.ListenPacket("udp", "127.0.0.1:0") }
@@ -244,5 +327,41 @@ func saveArtifacts(ctx context.Context, dir string, lab *Lab, results []*moteRes
 			}
 		}
 	}
+	errs = append(errs, saveRecords(ctx, dir, lab))
 	return errors.Join(errs...)
+}
+
+// saveRecords writes every record, one COSE file each named by sequence
+// number so that a shell glob lists them in order, and the record signer's
+// certificate and public key.
+func saveRecords(ctx context.Context, dir string, lab *Lab) error {
+	rd := filepath.Join(dir, "records")
+	if err := os.MkdirAll(rd, 0o755); err != nil {
+		return err
+	}
+	var after uint64
+	for {
+		recs, err := lab.Gateway.Store().Records(ctx, store.RecordFilter{AfterSeq: after, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			if err := os.WriteFile(filepath.Join(rd, fmt.Sprintf("%08d-%s.cose", r.Seq, r.Type)), r.COSE, 0o644); err != nil {
+				return err
+			}
+			after = r.Seq
+		}
+	}
+	cert := lab.Gateway.RecordsCert()
+	pub, err := x509.MarshalPKIXPublicKey(cert.PublicKey)
+	if err != nil {
+		return err
+	}
+	return errors.Join(
+		os.WriteFile(filepath.Join(dir, "gateway-records.pem"), pki.EncodeCerts(cert), 0o644),
+		os.WriteFile(filepath.Join(dir, "gateway.pub.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644),
+	)
 }

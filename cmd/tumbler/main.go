@@ -29,7 +29,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(initCmd(), gatewayCmd(), masaCmd(), testbedCmd(), moteCmd())
+	root.AddCommand(initCmd(), gatewayCmd(), masaCmd(), testbedCmd(), moteCmd(), recordCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {

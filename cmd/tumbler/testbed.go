@@ -61,6 +61,8 @@ non-zero if any mote failed.`,
 	f.StringVar(&o.Artifacts, "artifacts", "", "write per-mote PVR, RVR, voucher and certificates under DIR")
 	f.StringVar(&o.Dir, "dir", "", "keep the lab's files (CA keys, database) in DIR instead of a temporary directory")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "give up after this long")
+	f.IntVar(&o.Checkins, "checkins", 0, "check-in rounds per mote after onboarding (OSCORE)")
+	f.Float64Var(&o.TimeScale, "time-scale", 7*24*3600, "run check-in time this many times faster (default: a week per second)")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	return cmd
 }
@@ -68,6 +70,10 @@ non-zero if any mote failed.`,
 func printSummary(w io.Writer, r *testbed.Report) {
 	fmt.Fprintf(w, "onboarded %d/%d motes in %.2f s (%.0f/s), onboarding p50 %.1f ms, p99 %.1f ms, seed %d\n",
 		r.Onboarded, r.Motes, r.DurationS, r.OnboardingsPerS, r.OnboardP50Ms, r.OnboardP99Ms, r.Seed)
+	if r.CheckinsSent > 0 {
+		fmt.Fprintf(w, "check-ins acked %d/%d, p50 %.1f ms, p99 %.1f ms; %d records\n",
+			r.CheckinsAcked, r.CheckinsSent, r.CheckinP50Ms, r.CheckinP99Ms, r.Records)
+	}
 	for i, f := range r.Failures {
 		if i == 10 {
 			fmt.Fprintf(w, "  ... and %d more\n", len(r.Failures)-10)

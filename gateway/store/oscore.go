@@ -34,7 +34,7 @@ var (
 	qReplaySet    = w(`UPDATE checkins SET replay_high = ?, replay_bitmap = ? WHERE device = ?`)
 	qReplayReset  = w(`INSERT INTO checkins (device) VALUES (?) ON CONFLICT (device) DO UPDATE SET replay_high = NULL, replay_bitmap = NULL`)
 	qSenderSeqSet = w(`UPDATE oscore_contexts SET sender_seq = ? WHERE device = ?`)
-	qMaxKIDLen    = w(`SELECT coalesce(max(length(kid)), 0) FROM oscore_contexts`)
+	qNextKID      = w(`INSERT INTO meta (key, value) VALUES ('next_kid', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value`)
 )
 
 // PutOSCOREContext stores a device's context, replacing any previous one
@@ -90,11 +90,29 @@ func (t *Tx) SetSenderSeq(dev DeviceID, n uint64) error {
 	return nil
 }
 
-// MaxKIDLen is the longest kid allocated so far (used to size new ids).
-func (t *Tx) MaxKIDLen() (int, error) {
-	var n int
-	err := t.queryRow(qMaxKIDLen).Scan(&n)
-	return n, err
+// NextKID allocates a device Sender ID: the shortest big-endian encoding
+// of a counter starting at 1 (one byte for the first 255 devices, two up to
+// 65535, ...), never reused. The empty ID is left for the gateway.
+func (t *Tx) NextKID() ([]byte, error) {
+	var n int64
+	err := t.queryRow(qNextKID).Scan(&n)
+	if err != nil {
+		return nil, fmt.Errorf("store: next kid: %w", err)
+	}
+	if n >= 1<<56 {
+		return nil, fmt.Errorf("store: next kid: %w: identifiers exhausted", ErrConflict)
+	}
+	var kid []byte
+	for v := n; v > 0; v >>= 8 {
+		kid = append([]byte{byte(v)}, kid...)
+	}
+	return kid, nil
+}
+
+// DeleteOSCOREContext removes a device's context (reset, decommission).
+func (t *Tx) DeleteOSCOREContext(dev DeviceID) error {
+	_, err := t.exec(qDeleteOSCORE, dev[:])
+	return err
 }
 
 // OSCOREContextByKID loads the context whose device Sender ID is kid.

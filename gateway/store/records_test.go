@@ -126,10 +126,7 @@ func TestOSCOREContextAndSchedule(t *testing.T) {
 		if _, _, ok, err := tx.ReplayWindow(d.ID); err != nil || ok {
 			return fmt.Errorf("fresh window: %v %v", ok, err)
 		}
-		if err := tx.SetReplayWindow(d.ID, 42, 0b101); err != nil {
-			return err
-		}
-		return tx.SetCheckin(d.ID, now, now.Add(time.Hour), now.Add(2*time.Hour))
+		return tx.SetCheckin(d.ID, now, now.Add(time.Hour), now.Add(2*time.Hour), 42, 0b101)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -7,17 +7,19 @@ import (
 )
 
 var (
-	qCheckin  = w(`UPDATE checkins SET last_checkin = ?, due_at = ?, overdue_at = ?, missed = 0 WHERE device = ?`)
+	qCheckin  = w(`UPDATE checkins SET last_checkin = ?, due_at = ?, overdue_at = ?, missed = 0, replay_high = ?, replay_bitmap = ? WHERE device = ?`)
 	qOverdue  = w(`UPDATE checkins SET missed = ?, overdue_at = ? WHERE device = ? AND overdue_at = ?`)
 	qClass    = w(`INSERT INTO checkins (device, class) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET class = excluded.class`)
 	qSchedule = w(`INSERT INTO checkins (device, due_at, overdue_at) VALUES (?, ?, ?)
 		ON CONFLICT (device) DO UPDATE SET due_at = excluded.due_at, overdue_at = excluded.overdue_at, missed = 0`)
 )
 
-// SetCheckin records an accepted check-in: the next one is due at due, and
-// an overdue record falls due at overdueAt (due plus grace).
-func (t *Tx) SetCheckin(dev DeviceID, at, due, overdueAt time.Time) error {
-	res, err := t.exec(qCheckin, at.Unix(), due.Unix(), overdueAt.Unix(), dev[:])
+// SetCheckin records an accepted check-in in one statement: the next one is
+// due at due, an overdue record falls due at overdueAt (due plus grace), and
+// the OSCORE replay window (which covers the check-in's request) is
+// persisted with it.
+func (t *Tx) SetCheckin(dev DeviceID, at, due, overdueAt time.Time, replayHigh, replayBitmap uint64) error {
+	res, err := t.exec(qCheckin, at.Unix(), due.Unix(), overdueAt.Unix(), int64(replayHigh), int64(replayBitmap), dev[:])
 	if err != nil {
 		return fmt.Errorf("store: check-in: %w", err)
 	}
