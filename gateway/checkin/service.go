@@ -108,7 +108,9 @@ func (s *Service) RegisterProvisioning(m *coap.Mux) {
 // check-in service, everything else to fallback (discovery).
 func (s *Service) Dispatch(fallback coap.Handler) coap.Handler {
 	return coap.HandlerFunc(func(ctx context.Context, r *coap.Request) (*coap.Response, error) {
-		if r.Options.HasOption(coap.OptionOSCORE) {
+		// A check-in without OSCORE goes to the OSCORE handler too, which
+		// answers it 4.01 "OSCORE required" (not the mux's 4.04).
+		if r.Options.HasOption(coap.OptionOSCORE) || r.Path == PathCheckin {
 			return s.oscore.ServeCoAP(ctx, r)
 		}
 		return fallback.ServeCoAP(ctx, r)
