@@ -3,4 +3,6 @@
 // test binary re-executed) so that its CPU time can be read on its own.
 //
 //	go test -run '^$' -bench Onboarding -benchtime 2000x ./bench/
+//
+// TUMBLER_BENCH_GATEWAY_PROFILE=FILE writes the gateway's CPU profile.
 package bench

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tumbler-iot/tumbler/gateway"
+	"github.com/tumbler-iot/tumbler/internal/gwproc"
 	"github.com/tumbler-iot/tumbler/testbed/masa"
 	"github.com/tumbler-iot/tumbler/testbed/mote"
 )
@@ -19,7 +20,7 @@ import (
 // lab is a MASA in this process and a gateway in a child process.
 type lab struct {
 	masa  *masa.MASA
-	gw    *child
+	gw    *gwproc.Child
 	close func()
 }
 
@@ -50,11 +51,11 @@ func startLab(b *testing.B) *lab {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gw, err := startChild(cfgPath)
+	gw, err := gwproc.Start(cfgPath, gwproc.Options{Profile: os.Getenv("TUMBLER_BENCH_GATEWAY_PROFILE")})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &lab{masa: m, gw: gw, close: func() { gw.stop(); cancel(); <-served; m.Close() }}
+	return &lab{masa: m, gw: gw, close: func() { gw.Stop(); cancel(); <-served; m.Close() }}
 }
 
 // BenchmarkOnboarding runs complete cBRSKI onboardings (discovery, DTLS
@@ -77,11 +78,11 @@ func BenchmarkOnboarding(b *testing.B) {
 	}
 	listen := func() (net.PacketConn, error) { return net.ListenPacket("udp", "127.0.0.1:0") }
 	const conc = 64
-	cpu0, err := l.gw.cpu()
+	cpu0, err := l.gw.CPU()
 	if err != nil {
 		b.Fatal(err)
 	}
-	self0, err := procCPU(os.Getpid())
+	self0, err := gwproc.ProcCPU(os.Getpid())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func BenchmarkOnboarding(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				if _, _, err := p.Onboard(ctx, l.gw.coaps); err != nil {
+				if _, _, err := p.Onboard(ctx, l.gw.CoAPS); err != nil {
 					failed.Add(1)
 					b.Log(err)
 				}
@@ -114,11 +115,11 @@ func BenchmarkOnboarding(b *testing.B) {
 	wg.Wait()
 	b.StopTimer()
 	elapsed := time.Since(start)
-	cpu1, err := l.gw.cpu()
+	cpu1, err := l.gw.CPU()
 	if err != nil {
 		b.Fatal(err)
 	}
-	self1, err := procCPU(os.Getpid())
+	self1, err := gwproc.ProcCPU(os.Getpid())
 	if err != nil {
 		b.Fatal(err)
 	}
