@@ -24,6 +24,16 @@ type lab struct {
 	close func()
 }
 
+func (l *lab) identity(b *testing.B, serial string) mote.Identity {
+	cert, key, err := l.masa.IssueIDevID(serial)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return mote.Identity{Chain: []*x509.Certificate{cert}, Key: key, Manufacturer: l.masa.CA()}
+}
+
+func loopback() (net.PacketConn, error) { return net.ListenPacket("udp", "127.0.0.1:0") }
+
 func startLab(b *testing.B) *lab {
 	b.Helper()
 	dir := b.TempDir()
@@ -70,13 +80,9 @@ func BenchmarkOnboarding(b *testing.B) {
 	b.StopTimer()
 	ids := make([]mote.Identity, b.N)
 	for i := range ids {
-		cert, key, err := l.masa.IssueIDevID("BENCH-" + itoa(i))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = mote.Identity{Chain: []*x509.Certificate{cert}, Key: key, Manufacturer: l.masa.CA()}
+		ids[i] = l.identity(b, "BENCH-"+itoa(i))
 	}
-	listen := func() (net.PacketConn, error) { return net.ListenPacket("udp", "127.0.0.1:0") }
+	listen := loopback
 	const conc = 64
 	cpu0, err := l.gw.CPU()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tumbler-iot/tumbler/coap/oscore"
 	"github.com/tumbler-iot/tumbler/gateway/store"
@@ -29,6 +30,31 @@ type entry struct {
 	kid    string
 	device store.DeviceID
 	ctx    *oscore.Context
+
+	// The device row, cached so that a check-in reads nothing: refreshed
+	// after deviceTTL, and dropped with the entry when the device's state
+	// changes through this gateway (Service.Forget).
+	mu     sync.Mutex
+	dev    store.Device
+	loaded time.Time
+}
+
+// deviceTTL bounds how stale a cached device row may be.
+const deviceTTL = 30 * time.Second
+
+// deviceRow returns the device row, from the cache if fresh.
+func (e *entry) deviceRow(ctx context.Context, s *store.Store) (store.Device, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.loaded.IsZero() && time.Since(e.loaded) < deviceTTL {
+		return e.dev, nil
+	}
+	d, err := s.Device(ctx, e.device)
+	if err != nil {
+		return d, err
+	}
+	e.dev, e.loaded = d, time.Now()
+	return d, nil
 }
 
 func newContexts(s *store.Store, max int, opts ...oscore.ContextOption) *contexts {
@@ -88,6 +114,19 @@ func (c *contexts) entry(ctx context.Context, kid, kidContext []byte) (*entry, e
 		delete(c.byKID, old.kid)
 	}
 	return e, nil
+}
+
+// dropDevice forgets the context of a device, whatever its kid.
+func (c *contexts) dropDevice(dev store.DeviceID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		if e := el.Value.(*entry); e.device == dev {
+			c.lru.Remove(el)
+			delete(c.byKID, e.kid)
+			return
+		}
+	}
 }
 
 // drop forgets a context (replaced or deleted in the store).

@@ -117,9 +117,10 @@ func (s *Service) Dispatch(fallback coap.Handler) coap.Handler {
 	})
 }
 
-// Forget drops a device's cached context after the store replaced or
-// deleted it.
-func (s *Service) Forget(kid []byte) { s.contexts.drop(kid) }
+// Forget drops a device's cached context and device row after the store
+// replaced or deleted its context or changed its state (reset,
+// decommission, transfer).
+func (s *Service) Forget(dev store.DeviceID) { s.contexts.dropDevice(dev) }
 
 // serveCheckin is POST /ci inside OSCORE: the device's check-in map in
 // (CF 60), a signed "checkin" record committed with the new schedule and
@@ -143,7 +144,7 @@ func (s *Service) checkin(ctx context.Context, r *coap.Request) (*coap.Response,
 	if err != nil {
 		return nil, err
 	}
-	dev, err := s.store.Device(ctx, e.device)
+	dev, err := e.deviceRow(ctx, s.store)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +173,9 @@ func (s *Service) checkin(ctx context.Context, r *coap.Request) (*coap.Response,
 	ex.MarkDurable()
 	if dev.Missed > 0 {
 		s.log.Info().Str("serial", dev.Serial).Int("missed", dev.Missed).Msg("overdue device checked in")
+		e.mu.Lock()
+		e.dev.Missed = 0
+		e.mu.Unlock()
 	}
 	payload, err := cose.Marshal(map[int]uint64{1: uint64(cl.Interval / time.Second)})
 	if err != nil {

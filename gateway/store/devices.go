@@ -82,7 +82,7 @@ func (t *Tx) Device(id DeviceID) (Device, error) {
 
 // Device returns one device.
 func (s *Store) Device(ctx context.Context, id DeviceID) (Device, error) {
-	return scanDevice(s.r.QueryRowContext(ctx, deviceQuery+` WHERE d.id = ?`, id[:]))
+	return scanDevice(s.queryRow(ctx, qDevice, id[:]))
 }
 
 // DeviceFilter selects devices in Devices.
@@ -139,6 +139,7 @@ var (
 		ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`)
 	qSetState     = w(`UPDATE devices SET state = ?, updated_at = ? WHERE id = ?`)
 	qDeviceWriter = w(deviceQuery + ` WHERE d.id = ?`)
+	qDevice       = r(deviceQuery + ` WHERE d.id = ?`)
 )
 
 const deviceQuery = `SELECT d.id, d.serial, d.idevid, d.state, d.created_at, d.updated_at,

@@ -115,9 +115,11 @@ func (t *Tx) DeleteOSCOREContext(dev DeviceID) error {
 	return err
 }
 
+var qOSCOREByKID = r(oscoreQuery + ` WHERE o.kid = ?`)
+
 // OSCOREContextByKID loads the context whose device Sender ID is kid.
 func (s *Store) OSCOREContextByKID(ctx context.Context, kid []byte) (OSCOREContext, error) {
-	return scanOSCORE(s.r.QueryRowContext(ctx, oscoreQuery+` WHERE o.kid = ?`, kid))
+	return scanOSCORE(s.queryRow(ctx, qOSCOREByKID, kid))
 }
 
 // OSCOREContext loads a device's context.

@@ -23,6 +23,7 @@ var (
 	qInsertRecord = w(`INSERT INTO records (seq, device, type, time, id, cose) VALUES (?, ?, ?, ?, ?, ?)`)
 	qInsertOutbox = w(`INSERT INTO outbox (seq) VALUES (?)`)
 	qHeadOf       = w(`SELECT id, seq FROM records WHERE device = ? ORDER BY seq DESC LIMIT 1`)
+	qHeadRead     = r(`SELECT id, seq FROM records WHERE device = ? ORDER BY seq DESC LIMIT 1`)
 )
 
 // AppendRecord stores r, makes it the device's chain head and queues it for
@@ -61,7 +62,7 @@ func (t *Tx) AppendRecord(r Record, prev []byte) error {
 // ok is false when it has none.
 func (s *Store) ChainHead(ctx context.Context, dev DeviceID) (head []byte, seq uint64, ok bool, err error) {
 	var n int64
-	err = s.r.QueryRowContext(ctx, `SELECT id, seq FROM records WHERE device = ? ORDER BY seq DESC LIMIT 1`, dev[:]).Scan(&head, &n)
+	err = s.queryRow(ctx, qHeadRead, dev[:]).Scan(&head, &n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, false, nil
 	}

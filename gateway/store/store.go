@@ -46,6 +46,8 @@ type Store struct {
 	stmts map[string]*sql.Stmt
 	// records is signalled after commits that appended records.
 	records chan struct{}
+	// reads are the hot read statements, prepared on the reader pool.
+	reads map[string]*sql.Stmt
 }
 
 // Stats counts group commits.
@@ -105,6 +107,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		stop:     make(chan struct{}),
 		stmts:    make(map[string]*sql.Stmt),
 		records:  make(chan struct{}, 1),
+		reads:    make(map[string]*sql.Stmt),
 	}
 	for _, o := range opts {
 		if err := o(s); err != nil {
@@ -163,6 +166,9 @@ func (s *Store) Close() error {
 	s.closeMu.Do(func() { close(s.stop) })
 	<-s.done
 	for _, st := range s.stmts {
+		st.Close()
+	}
+	for _, st := range s.reads {
 		st.Close()
 	}
 	return errors.Join(s.r.Close(), s.w.Close())
@@ -383,7 +389,32 @@ var (
 	qRelease    = w("RELEASE op")
 )
 
+// hotReads lists read statements run per request (a check-in, a DTLS
+// request): prepared once at Open instead of parsed at every call.
+var hotReads []string
+
+// r registers a hot read statement.
+func r(q string) string {
+	hotReads = append(hotReads, q)
+	return q
+}
+
+// queryRow runs a read, prepared if it was registered with r.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st, ok := s.reads[q]; ok {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.r.QueryRowContext(ctx, q, args...)
+}
+
 func (s *Store) prepare(ctx context.Context) error {
+	for _, q := range hotReads {
+		st, err := s.r.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("store: prepare %q: %w", q, err)
+		}
+		s.reads[q] = st
+	}
 	for _, q := range writes {
 		if _, ok := s.stmts[q]; ok {
 			continue
