@@ -37,6 +37,24 @@ var (
 //
 // docs/records.cddl; RFC 9052 §4.2, §4.4.
 func Sign(rand io.Reader, key crypto.Signer, r *Record) ([]byte, error) {
+	s, err := NewSigner(key)
+	if err != nil {
+		return nil, err
+	}
+	return s.Sign(rand, r)
+}
+
+// Signer signs records with one key. It computes the key id once: a
+// gateway signs a record per check-in, and deriving the kid (encoding and
+// hashing the public key) was a tenth of that cost.
+type Signer struct {
+	key crypto.Signer
+	kid []byte
+}
+
+// NewSigner checks that key is a P-256 ECDSA key (ErrKey otherwise) and
+// returns a Signer for it.
+func NewSigner(key crypto.Signer) (*Signer, error) {
 	if key == nil {
 		return nil, fmt.Errorf("%w: nil signer", ErrKey)
 	}
@@ -48,6 +66,15 @@ func Sign(rand io.Reader, key crypto.Signer, r *Record) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKey, err)
 	}
+	return &Signer{key: key, kid: kid}, nil
+}
+
+// KID is the key id records carry in their protected header.
+func (s *Signer) KID() []byte { return append([]byte(nil), s.kid...) }
+
+// Sign is the package function Sign with the Signer's key.
+func (s *Signer) Sign(rand io.Reader, r *Record) ([]byte, error) {
+	key, kid := s.key, s.kid
 	payload, err := r.MarshalCBOR()
 	if err != nil {
 		return nil, err

@@ -32,7 +32,7 @@ const shards = 4096
 // Journal appends records.
 type Journal struct {
 	store *store.Store
-	key   crypto.Signer
+	key   *record.Signer
 	rand  io.Reader
 	now   func() time.Time
 	seq   atomic.Uint64
@@ -68,7 +68,11 @@ func WithMetrics(reg prometheus.Registerer) Option {
 // New returns a journal that signs with key and continues the sequence
 // numbers found in s.
 func New(ctx context.Context, s *store.Store, key crypto.Signer, opts ...Option) (*Journal, error) {
-	j := &Journal{store: s, key: key, rand: rand.Reader, now: time.Now,
+	signer, err := record.NewSigner(key)
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{store: s, key: signer, rand: rand.Reader, now: time.Now,
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "tumbler", Subsystem: "journal", Name: "records_total", Help: "Records committed, by type.",
 		}, []string{"type"}),
@@ -134,7 +138,7 @@ func (j *Journal) Append(ctx context.Context, dev Device, body record.TypedBody,
 	if err := r.SetBody(body); err != nil {
 		return Appended{}, fmt.Errorf("journal: %w", err)
 	}
-	cose, err := record.Sign(j.rand, j.key, r)
+	cose, err := j.key.Sign(j.rand, r)
 	if err != nil {
 		return Appended{}, fmt.Errorf("journal: sign: %w", err)
 	}
