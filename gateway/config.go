@@ -16,6 +16,7 @@ import (
 
 	"github.com/tumbler-iot/tumbler/gateway/checkin"
 	"github.com/tumbler-iot/tumbler/gateway/registrar"
+	"github.com/tumbler-iot/tumbler/gateway/upstream"
 	"github.com/tumbler-iot/tumbler/pki"
 )
 
@@ -26,13 +27,15 @@ type Config struct {
 	// Store is the SQLite database file.
 	Store string `yaml:"store"`
 
-	Domain    DomainConfig    `yaml:"domain"`
-	Registrar RegistrarConfig `yaml:"registrar"`
-	MASA      MASAConfig      `yaml:"masa"`
-	EST       ESTConfig       `yaml:"est"`
-	Checkin   checkin.Config  `yaml:"checkin"`
-	Admin     AdminConfig     `yaml:"admin"`
-	Log       LogConfig       `yaml:"log"`
+	Domain    DomainConfig          `yaml:"domain"`
+	Registrar RegistrarConfig       `yaml:"registrar"`
+	MASA      MASAConfig            `yaml:"masa"`
+	EST       ESTConfig             `yaml:"est"`
+	Checkin   checkin.Config        `yaml:"checkin"`
+	Upstream  []upstream.SinkConfig `yaml:"upstream"`
+	Outbox    OutboxConfig          `yaml:"outbox"`
+	Admin     AdminConfig           `yaml:"admin"`
+	Log       LogConfig             `yaml:"log"`
 
 	dir string // directory of the file, for relative paths
 }
@@ -102,6 +105,7 @@ func Defaults() Config {
 		MASA:      MASAConfig{Timeout: 20 * time.Second},
 		EST:       ESTConfig{Validity: 2 * 365 * 24 * time.Hour},
 		Checkin:   checkin.Defaults(),
+		Outbox:    OutboxConfig{MaxRecords: 1_000_000, MaxAge: 30 * 24 * time.Hour, Prune: time.Minute},
 		Admin:     AdminConfig{Listen: "127.0.0.1:8484"},
 		Log:       LogConfig{Level: "info", Format: "console"},
 	}
@@ -195,6 +199,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.Checkin.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := upstream.ValidateSinks(c.Upstream); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := validateOutbox(c.Outbox); err != nil {
+		return err
 	}
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {

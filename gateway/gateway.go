@@ -25,6 +25,7 @@ import (
 	"github.com/tumbler-iot/tumbler/gateway/journal"
 	"github.com/tumbler-iot/tumbler/gateway/registrar"
 	"github.com/tumbler-iot/tumbler/gateway/store"
+	"github.com/tumbler-iot/tumbler/gateway/upstream"
 	"github.com/tumbler-iot/tumbler/pki"
 )
 
@@ -41,9 +42,12 @@ type Gateway struct {
 	journal   *journal.Journal
 	checkin   *checkin.Service
 	records   *x509.Certificate // the record signer's certificate
-	secure    *coap.Server // CoAPS: cBRSKI and EST-coaps
-	plain     *coap.Server // CoAP: discovery
+	secure    *coap.Server      // CoAPS: cBRSKI and EST-coaps
+	plain     *coap.Server      // CoAP: discovery
 	plainMux  *coap.Mux
+
+	deliverer *upstream.Deliverer // nil without upstream sinks
+	pruner    *pruner
 
 	mu        sync.Mutex
 	joinPorts map[int]bool
@@ -190,6 +194,25 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 		return nil, err
 	}
 
+	var sinks []upstream.Sink
+	var names []string
+	for _, sc := range cfg.Upstream {
+		sink, err := upstream.NewSink(cfg.sinkConfig(sc), cfg.ID, upstream.WithSinkLogger(o.log))
+		if err != nil {
+			g.Close()
+			return nil, fieldErr("upstream", "%s: %v", sc.Name, err)
+		}
+		sinks, names = append(sinks, sink), append(names, sc.Name)
+	}
+	if len(sinks) > 0 {
+		g.deliverer, err = upstream.NewDeliverer(outboxSource{g.store}, sinks, upstream.WithLogger(o.log), upstream.WithRegisterer(o.reg))
+		if err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
+	g.pruner = newPruner(g.store, names, cfg.Outbox, o.log.With().Str("component", "outbox").Logger(), o.reg)
+
 	mux := coap.NewMux()
 	g.registrar.Register(mux)
 	g.est.Register(mux)
@@ -256,12 +279,23 @@ func (g *Gateway) RecordsCert() *x509.Certificate { return g.records }
 // CheckIn is the check-in service.
 func (g *Gateway) CheckIn() *checkin.Service { return g.checkin }
 
-// RunServices runs the gateway's background work (the overdue tracker)
-// until ctx ends. Run calls it; callers that serve their own links with
-// ServeDTLS and ServeCoAP call it themselves.
+// RunServices runs the gateway's background work — the overdue tracker,
+// upstream delivery and outbox pruning — until ctx ends. Run calls it;
+// callers that serve their own links with ServeDTLS and ServeCoAP call it
+// themselves.
 func (g *Gateway) RunServices(ctx context.Context) error {
-	return g.checkin.RunOverdue(ctx)
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return g.checkin.RunOverdue(ctx) })
+	eg.Go(func() error { return g.pruner.run(ctx) })
+	if g.deliverer != nil {
+		eg.Go(func() error { return g.deliverer.Run(ctx) })
+	}
+	return eg.Wait()
 }
+
+// Prune removes delivered records from the outbox and enforces its bounds
+// now (RunServices does it periodically).
+func (g *Gateway) Prune(ctx context.Context) error { return g.pruner.prune(ctx) }
 
 // Store is the gateway's store.
 func (g *Gateway) Store() *store.Store { return g.store }
@@ -379,4 +413,3 @@ func (g *Gateway) Close() error {
 	}
 	return errors.Join(errs...)
 }
-

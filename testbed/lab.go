@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tumbler-iot/tumbler/gateway"
+	"github.com/tumbler-iot/tumbler/gateway/upstream"
 	"github.com/tumbler-iot/tumbler/testbed/masa"
 )
 
@@ -43,6 +44,8 @@ type LabOptions struct {
 	Policy string
 	// GatewayOptions are passed to gateway.New.
 	GatewayOptions []gateway.Option
+	// Upstream are the gateway's upstream sinks.
+	Upstream []upstream.SinkConfig
 }
 
 // StartLab creates a MASA and a gateway under dir (which must be empty or
@@ -100,6 +103,10 @@ func StartLab(ctx context.Context, dir string, o LabOptions) (*Lab, error) {
 	}
 	// Time may run fast (TimeScale): look for missed check-ins often.
 	cfg.Checkin.Poll = 200 * time.Millisecond
+	cfg.Upstream = o.Upstream
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	gw, err := gateway.New(ctx, cfg, append([]gateway.Option{gateway.WithLogger(o.Log)}, o.GatewayOptions...)...)
 	if err != nil {
 		return nil, err
@@ -132,6 +139,29 @@ func (l *Lab) goServe(f func() error) {
 			l.mu.Unlock()
 		}
 	}()
+}
+
+// WaitDelivered waits until every upstream sink has delivered (or parked)
+// everything committed so far, or ctx ends.
+func (l *Lab) WaitDelivered(ctx context.Context, sinks []string) error {
+	for {
+		pending := 0
+		for _, s := range sinks {
+			n, _, err := l.Gateway.Store().OutboxBacklog(ctx, s)
+			if err != nil {
+				return err
+			}
+			pending += n
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testbed: %d records still undelivered: %w", pending, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Close stops everything and reports errors the servers returned.

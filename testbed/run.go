@@ -19,6 +19,7 @@ import (
 
 	"github.com/tumbler-iot/tumbler/gateway"
 	"github.com/tumbler-iot/tumbler/gateway/store"
+	"github.com/tumbler-iot/tumbler/gateway/upstream"
 	"github.com/tumbler-iot/tumbler/pki"
 	"github.com/tumbler-iot/tumbler/testbed/mote"
 )
@@ -50,6 +51,12 @@ type Options struct {
 	// TimeScale runs the gateway's record and check-in clock this many
 	// times faster than real time (default 604800: a week per second).
 	TimeScale float64
+	// Upstream are upstream URLs (mqtt://, mqtts://, https://); the run
+	// waits for the gateway to deliver every record to each before it
+	// reports.
+	Upstream []string
+	// DrainTimeout bounds that wait (default 60 s).
+	DrainTimeout time.Duration
 }
 
 // Report is the testbed's JSON report.
@@ -70,6 +77,8 @@ type Report struct {
 	CheckinP50Ms    float64        `json:"checkin_p50_ms"`
 	CheckinP99Ms    float64        `json:"checkin_p99_ms"`
 	Records         int            `json:"records"`
+	Delivered       map[string]int `json:"delivered,omitempty"`
+	Parked          map[string]int `json:"parked,omitempty"`
 	RecordsByType   map[string]int `json:"records_by_type,omitempty"`
 	Failures        []Failure      `json:"failures,omitempty"`
 }
@@ -117,7 +126,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		o.TimeScale = 7 * 24 * 3600
 	}
 	clock := scaledClock(o.TimeScale)
-	lab, err := StartLab(ctx, dir, LabOptions{Log: o.Log, GatewayOptions: []gateway.Option{gateway.WithRecordClock(clock)}})
+	var sinks []upstream.SinkConfig
+	for _, u := range o.Upstream {
+		sc, err := upstream.ParseSinkURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("testbed: upstream %q: %w", u, err)
+		}
+		for _, prev := range sinks {
+			if prev.Name == sc.Name {
+				sc.Name = fmt.Sprintf("%s-%d", sc.Name, len(sinks)+1)
+			}
+		}
+		sinks = append(sinks, sc)
+	}
+	lab, err := StartLab(ctx, dir, LabOptions{Log: o.Log, Upstream: sinks, GatewayOptions: []gateway.Option{gateway.WithRecordClock(clock)}})
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +220,33 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		ci = append(ci, r.checkins...)
 	}
 	rep.CheckinP50Ms, rep.CheckinP99Ms = ms(quantile(ci, 0.50)), ms(quantile(ci, 0.99))
+	if len(sinks) > 0 {
+		if o.DrainTimeout <= 0 {
+			o.DrainTimeout = time.Minute
+		}
+		dctx, cancel := context.WithTimeout(ctx, o.DrainTimeout)
+		var names []string
+		for _, s := range sinks {
+			names = append(names, s.Name)
+		}
+		err := lab.WaitDelivered(dctx, names)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		rep.Delivered, rep.Parked = map[string]int{}, map[string]int{}
+		for _, n := range names {
+			total, err := lab.Gateway.Store().OutboxCursorCount(ctx, n)
+			if err != nil {
+				return nil, err
+			}
+			parked, err := lab.Gateway.Store().ParkedRecords(ctx, n, 0)
+			if err != nil {
+				return nil, err
+			}
+			rep.Delivered[n], rep.Parked[n] = total-len(parked), len(parked)
+		}
+	}
 	if rep.RecordsByType, err = lab.Gateway.Store().CountRecords(ctx); err != nil {
 		return rep, err
 	}

@@ -14,7 +14,7 @@ import (
 
 func recordCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "record", Short: "Inspect and verify the gateway's signed records"}
-	cmd.AddCommand(recordInspectCmd(), recordVerifyCmd())
+	cmd.AddCommand(recordInspectCmd(), recordVerifyCmd(), recordSubscribeCmd())
 	return cmd
 }
 

@@ -63,6 +63,7 @@ non-zero if any mote failed.`,
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "give up after this long")
 	f.IntVar(&o.Checkins, "checkins", 0, "check-in rounds per mote after onboarding (OSCORE)")
 	f.Float64Var(&o.TimeScale, "time-scale", 7*24*3600, "run check-in time this many times faster (default: a week per second)")
+	f.StringArrayVar(&o.Upstream, "upstream", nil, "deliver records to an upstream (mqtt://host:port, mqtts://..., https://...); repeatable")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	return cmd
 }
@@ -70,6 +71,9 @@ non-zero if any mote failed.`,
 func printSummary(w io.Writer, r *testbed.Report) {
 	fmt.Fprintf(w, "onboarded %d/%d motes in %.2f s (%.0f/s), onboarding p50 %.1f ms, p99 %.1f ms, seed %d\n",
 		r.Onboarded, r.Motes, r.DurationS, r.OnboardingsPerS, r.OnboardP50Ms, r.OnboardP99Ms, r.Seed)
+	for sink, n := range r.Delivered {
+		fmt.Fprintf(w, "upstream %s: %d records delivered, %d parked\n", sink, n, r.Parked[sink])
+	}
 	if r.CheckinsSent > 0 {
 		fmt.Fprintf(w, "check-ins acked %d/%d, p50 %.1f ms, p99 %.1f ms; %d records\n",
 			r.CheckinsAcked, r.CheckinsSent, r.CheckinP50Ms, r.CheckinP99Ms, r.Records)

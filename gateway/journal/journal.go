@@ -153,7 +153,7 @@ func (j *Journal) Append(ctx context.Context, dev Device, body record.TypedBody,
 				return err
 			}
 		}
-		return tx.AppendRecord(store.Record{Seq: r.Seq, Device: dev.ID, Type: string(r.Type), Time: r.Time, ID: id, COSE: cose}, prevBytes)
+		return tx.AppendRecord(store.Record{Seq: r.Seq, Device: dev.ID, Serial: dev.Serial, Type: string(r.Type), Time: r.Time, ID: id, COSE: cose}, prevBytes)
 	})
 	if err != nil {
 		// The cached head may be stale only if the store disagrees; drop

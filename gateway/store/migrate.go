@@ -89,6 +89,7 @@ CREATE TABLE expected (
 CREATE TABLE records (
 	seq    INTEGER PRIMARY KEY,                     -- gateway sequence number (record key 6)
 	device BLOB NOT NULL CHECK (length(device) = 32),
+	serial TEXT NOT NULL,                           -- record key 4
 	type   TEXT NOT NULL,
 	time   INTEGER NOT NULL,                        -- record key 5, unix seconds
 	id     BLOB NOT NULL CHECK (length(id) = 32),   -- SHA-256 of cose: the record id

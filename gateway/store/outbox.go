@@ -30,7 +30,7 @@ func (s *Store) RecordsCommitted() <-chan struct{} { return s.records }
 // OutboxNext returns up to limit records after sink's cursor in commit
 // order, skipping records parked for sink.
 func (s *Store) OutboxNext(ctx context.Context, sink string, limit int) ([]OutboxEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT o.pos, r.seq, r.device, r.type, r.time, r.id, r.cose
+	rows, err := s.r.QueryContext(ctx, `SELECT o.pos, r.seq, r.device, r.serial, r.type, r.time, r.id, r.cose
 		FROM outbox o JOIN records r ON r.seq = o.seq
 		WHERE o.pos > coalesce((SELECT pos FROM cursors WHERE sink = ?), 0)
 		  AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.sink = ? AND p.seq = o.seq)
@@ -44,7 +44,7 @@ func (s *Store) OutboxNext(ctx context.Context, sink string, limit int) ([]Outbo
 		var e OutboxEntry
 		var pos, seq, at int64
 		var dev, id []byte
-		if err := rows.Scan(&pos, &seq, &dev, &e.Type, &at, &id, &e.COSE); err != nil {
+		if err := rows.Scan(&pos, &seq, &dev, &e.Serial, &e.Type, &at, &id, &e.COSE); err != nil {
 			return nil, fmt.Errorf("store: outbox: %w", err)
 		}
 		e.Pos, e.Seq, e.Time = uint64(pos), uint64(seq), time.Unix(at, 0)
@@ -56,25 +56,17 @@ func (s *Store) OutboxNext(ctx context.Context, sink string, limit int) ([]Outbo
 }
 
 var (
-	qPosOfSeq  = w(`SELECT pos FROM outbox WHERE seq = ?`)
 	qAdvance   = w(`INSERT INTO cursors (sink, pos) VALUES (?, ?) ON CONFLICT (sink) DO UPDATE SET pos = max(pos, excluded.pos)`)
 	qPark      = w(`INSERT INTO parked (sink, seq, reason, at) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET reason = excluded.reason`)
 	qCursorPos = w(`SELECT pos FROM cursors WHERE sink = ?`)
 )
 
-// OutboxAck moves sink's cursor to the outbox position of the record with
-// sequence number seq (everything before it in commit order is delivered
-// or parked). Cursors never move back.
-func (s *Store) OutboxAck(ctx context.Context, sink string, seq uint64) error {
+// OutboxAck moves sink's cursor to outbox position pos (everything at or
+// before it in commit order is delivered or parked). Cursors never move
+// back.
+func (s *Store) OutboxAck(ctx context.Context, sink string, pos uint64) error {
 	return s.Update(ctx, func(tx *Tx) error {
-		var pos int64
-		if err := tx.queryRow(qPosOfSeq, int64(seq)).Scan(&pos); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("store: ack %s %d: %w", sink, seq, ErrNotFound)
-			}
-			return fmt.Errorf("store: ack: %w", err)
-		}
-		_, err := tx.exec(qAdvance, sink, pos)
+		_, err := tx.exec(qAdvance, sink, int64(pos))
 		return err
 	})
 }
@@ -218,4 +210,17 @@ func (s *Store) PruneOutbox(ctx context.Context, sinks []string, r Retention) (P
 		return err
 	})
 	return res, err
+}
+
+// OutboxCursorCount is how many outbox records sink's cursor has passed
+// (delivered or parked), pruned ones included.
+func (s *Store) OutboxCursorCount(ctx context.Context, sink string) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM records r
+		WHERE r.seq IN (SELECT seq FROM outbox WHERE pos <= coalesce((SELECT pos FROM cursors WHERE sink = ?), 0))
+		   OR NOT EXISTS (SELECT 1 FROM outbox o WHERE o.seq = r.seq)`, sink).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: cursor count: %w", err)
+	}
+	return n, nil
 }

@@ -13,6 +13,7 @@ import (
 type Record struct {
 	Seq    uint64
 	Device DeviceID
+	Serial string
 	Type   string
 	Time   time.Time
 	ID     [32]byte // SHA-256 of COSE
@@ -20,7 +21,7 @@ type Record struct {
 }
 
 var (
-	qInsertRecord = w(`INSERT INTO records (seq, device, type, time, id, cose) VALUES (?, ?, ?, ?, ?, ?)`)
+	qInsertRecord = w(`INSERT INTO records (seq, device, serial, type, time, id, cose) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	qInsertOutbox = w(`INSERT INTO outbox (seq) VALUES (?)`)
 	qHeadOf       = w(`SELECT id, seq FROM records WHERE device = ? ORDER BY seq DESC LIMIT 1`)
 	qHeadRead     = r(`SELECT id, seq FROM records WHERE device = ? ORDER BY seq DESC LIMIT 1`)
@@ -48,7 +49,7 @@ func (t *Tx) AppendRecord(r Record, prev []byte) error {
 	case uint64(headSeq) >= r.Seq:
 		return fmt.Errorf("store: record %d: %w: sequence does not increase (head %d)", r.Seq, ErrConflict, headSeq)
 	}
-	if _, err := t.exec(qInsertRecord, int64(r.Seq), r.Device[:], r.Type, r.Time.Unix(), r.ID[:], r.COSE); err != nil {
+	if _, err := t.exec(qInsertRecord, int64(r.Seq), r.Device[:], r.Serial, r.Type, r.Time.Unix(), r.ID[:], r.COSE); err != nil {
 		return fmt.Errorf("store: record %d: %w", r.Seq, err)
 	}
 	if _, err := t.exec(qInsertOutbox, int64(r.Seq)); err != nil {
@@ -99,7 +100,7 @@ func (s *Store) Records(ctx context.Context, f RecordFilter) ([]Record, error) {
 	if f.Device != nil {
 		dev = f.Device[:]
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, device, type, time, id, cose FROM records
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, device, serial, type, time, id, cose FROM records
 		WHERE seq > ? AND (? IS NULL OR device = ?) ORDER BY seq LIMIT ?`, int64(f.AfterSeq), dev, dev, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: records: %w", err)
@@ -139,7 +140,7 @@ func scanRecord(r scanner) (Record, error) {
 	var rec Record
 	var seq, at int64
 	var dev, id []byte
-	if err := r.Scan(&seq, &dev, &rec.Type, &at, &id, &rec.COSE); err != nil {
+	if err := r.Scan(&seq, &dev, &rec.Serial, &rec.Type, &at, &id, &rec.COSE); err != nil {
 		return rec, fmt.Errorf("store: record: %w", err)
 	}
 	rec.Seq, rec.Time = uint64(seq), time.Unix(at, 0)

@@ -56,7 +56,7 @@ func TestRecordChainAndOutbox(t *testing.T) {
 	if err != nil || len(e) != 3 || e[0].Seq != 1 || e[2].Seq != 3 || string(e[1].COSE) != "cose-2" {
 		t.Fatalf("next %+v %v", e, err)
 	}
-	if err := s.OutboxAck(ctx, "mqtt", 3); err != nil {
+	if err := s.OutboxAck(ctx, "mqtt", e[2].Pos); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.OutboxPark(ctx, "hook", 2, "400 bad request"); err != nil {
@@ -65,7 +65,7 @@ func TestRecordChainAndOutbox(t *testing.T) {
 	if e, _ := s.OutboxNext(ctx, "hook", 10); len(e) != 2 || e[1].Seq != 3 {
 		t.Errorf("parked record not skipped: %+v", e)
 	}
-	if err := s.OutboxAck(ctx, "mqtt", 1); err != nil {
+	if err := s.OutboxAck(ctx, "mqtt", e[0].Pos); err != nil {
 		t.Fatal(err)
 	}
 	if e, _ := s.OutboxNext(ctx, "mqtt", 10); len(e) != 0 {
@@ -79,7 +79,7 @@ func TestRecordChainAndOutbox(t *testing.T) {
 	if err != nil || res.Delivered != 0 || res.Dropped != 0 {
 		t.Fatalf("prune %+v %v", res, err)
 	}
-	s.OutboxAck(ctx, "hook", 1)
+	s.OutboxAck(ctx, "hook", e[0].Pos)
 	if res, _ := s.PruneOutbox(ctx, []string{"mqtt", "hook"}, Retention{}); res.Delivered != 1 {
 		t.Errorf("prune delivered %+v", res)
 	}
