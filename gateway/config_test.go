@@ -62,6 +62,11 @@ func TestValidateNamesTheField(t *testing.T) {
 		{domain + registrar + "colour: blue\n", "colour"},
 		{"domain: {ca_cert: a, ca_key: b, registrar_cert: c, records_cert: e, records_key: f}\n" + registrar, "domain.registrar_key"},
 		{domain + registrar + "checkin: {classes: {default: {interval: 10ms}}}\n", "checkin.classes.default.interval"},
+		{domain + registrar + "upstream: [{name: a, mqtt: {url: 'http://broker'}}]\n", "upstream[0].mqtt.url"},
+		{domain + registrar + "upstream: [{name: a, mqtt: {url: 'mqtt://b'}}, {name: a, mqtt: {url: 'mqtt://c'}}]\n", "upstream[1].name"},
+		{domain + registrar + "upstream: [{name: h, webhook: {url: 'https://x', secret: short}}]\n", "upstream[0].webhook.secret"},
+		{domain + registrar + "upstream: [{name: n}]\n", "upstream[0]"},
+		{domain + registrar + "outbox: {prune: 0s}\n", "outbox.prune"},
 		{domain + registrar + "checkin: {classes: {default: {interval: 1h}, sensor: {interval: 1h}}}\n", "checkin.classes.sensor.serial_prefix"},
 	} {
 		_, err := Parse([]byte(tc.doc), "/x")

@@ -3,7 +3,9 @@ package testbed
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -62,15 +64,19 @@ func (m *crashMote) checkIn(ctx context.Context) bool {
 	return true
 }
 
-// A kill -9 of the gateway in the middle of a check-in flood loses no
-// acknowledged check-in, and after the restart no acknowledged request's
-// sequence number is accepted again (a response nonce is never reused).
-func TestKill9DuringCheckinFlood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts gateway processes")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// crashHarness is a MASA in this process, a gateway in a child process
+// (so that it can be killed), and provisioned motes.
+type crashHarness struct {
+	cfgPath string
+	dbPath  string
+	gw      *gwproc.Child
+	killed  bool
+	motes   []*crashMote
+}
+
+// startCrashHarness builds the lab; edit may change gateway.yaml's text.
+func startCrashHarness(t *testing.T, ctx context.Context, edit func(string) string) *crashHarness {
+	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,32 +91,40 @@ func TestKill9DuringCheckinFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
 	mctx, mstop := context.WithCancel(ctx)
 	served := make(chan struct{})
 	go func() { m.ServeTLS(mctx, ln, tlsCert); close(served) }()
-	defer func() { mstop(); <-served }()
+	t.Cleanup(func() { mstop(); <-served; m.Close() })
 	mfr := filepath.Join(dir, "masa", masa.FileCA)
-	cfgPath, err := gateway.Init(filepath.Join(dir, "gw"), gateway.InitOptions{Manufacturers: []string{mfr}, MASACA: mfr, Listen: "127.0.0.1:0"})
+	h := &crashHarness{}
+	h.cfgPath, err = gateway.Init(filepath.Join(dir, "gw"), gateway.InitOptions{Manufacturers: []string{mfr}, MASACA: mfr, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gwproc.Start(cfgPath, gwproc.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	defer func() {
-		if !killed {
-			gw.Kill()
+	if edit != nil {
+		b, _ := os.ReadFile(h.cfgPath)
+		if err := os.WriteFile(h.cfgPath, []byte(edit(string(b))), 0o644); err != nil {
+			t.Fatal(err)
 		}
-	}()
+	}
+	cfg, err := gateway.Load(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.dbPath = cfg.Path(cfg.Store)
+	if h.gw, err = gwproc.Start(h.cfgPath, gwproc.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !h.killed {
+			h.gw.Stop()
+		}
+	})
 
 	const n = 16
-	motes := make([]*crashMote, n)
 	fast := coap.Transmission{AckTimeout: 300 * time.Millisecond, RandomFactor: 1, MaxRetransmit: 1}
-	for i := range motes {
-		cert, key, err := m.IssueIDevID("CRASH-" + string(rune('A'+i)))
+	for i := range n {
+		cert, key, err := m.IssueIDevID(fmt.Sprintf("CRASH-%02d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,62 +132,96 @@ func TestKill9DuringCheckinFlood(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		enr, _, err := p.Onboard(ctx, gw.CoAPS)
+		enr, _, err := p.Onboard(ctx, h.gw.CoAPS)
 		if err != nil {
 			t.Fatal(err)
 		}
-		oc, err := p.Provision(ctx, gw.CoAPS, enr)
+		oc, err := p.Provision(ctx, h.gw.CoAPS, enr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		pc, _ := loopbackUDP()
-		c, err := coap.DialUDP(ctx, pc, gw.CoAP, coap.WithTransmission(fast))
+		c, err := coap.DialUDP(ctx, pc, h.gw.CoAP, coap.WithTransmission(fast))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		motes[i] = &crashMote{dev: store.DeviceID(pki.DeviceID(cert)), oc: oc, c: c}
+		t.Cleanup(func() { c.Close() })
+		h.motes = append(h.motes, &crashMote{dev: store.DeviceID(pki.DeviceID(cert)), oc: oc, c: c})
 	}
+	return h
+}
 
-	// Flood, kill -9 mid-flood, flood on into the dead gateway, stop.
+// flood has every mote check in as fast as it can for d; with kill, the
+// gateway gets SIGKILL at 70% of d and the motes flood on into the dead
+// gateway.
+func (h *crashHarness) flood(t *testing.T, ctx context.Context, d time.Duration, kill bool) (sent int64) {
+	t.Helper()
 	var stop atomic.Bool
 	var wg sync.WaitGroup
-	var sent atomic.Int64
-	for _, mt := range motes {
+	var n atomic.Int64
+	for _, mt := range h.motes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for !stop.Load() {
-				sent.Add(1)
+				n.Add(1)
 				mt.checkIn(ctx)
 			}
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
-	if err := gw.Kill(); err != nil {
-		t.Fatal(err)
+	if kill {
+		time.Sleep(d * 7 / 10)
+		if err := h.gw.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		h.killed = true
+		time.Sleep(d * 3 / 10)
+	} else {
+		time.Sleep(d)
 	}
-	killed = true
-	time.Sleep(300 * time.Millisecond)
 	stop.Store(true)
 	wg.Wait()
-	var acked int
-	for _, mt := range motes {
-		acked += len(mt.acked)
-	}
-	if acked == 0 {
-		t.Fatal("no check-in was acknowledged before the kill")
-	}
-	t.Logf("%d check-ins sent, %d acknowledged before kill -9", sent.Load(), acked)
+	return n.Load()
+}
 
-	// Restart on the same database and ports.
-	gw2, err := gwproc.Start(cfgPath, gwproc.Options{CoAPS: gw.CoAPS, CoAP: gw.CoAP})
+func (h *crashHarness) acked() int {
+	n := 0
+	for _, mt := range h.motes {
+		n += len(mt.acked)
+	}
+	return n
+}
+
+// restart starts the gateway again on the same database and ports.
+func (h *crashHarness) restart(t *testing.T) {
+	t.Helper()
+	gw, err := gwproc.Start(h.cfgPath, gwproc.Options{CoAPS: h.gw.CoAPS, CoAP: h.gw.CoAP})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.gw, h.killed = gw, false
+}
+
+// A kill -9 of the gateway in the middle of a check-in flood loses no
+// acknowledged check-in, and after the restart no acknowledged request's
+// sequence number is accepted again (a response nonce is never reused).
+func TestKill9DuringCheckinFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts gateway processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := startCrashHarness(t, ctx, nil)
+	sent := h.flood(t, ctx, time.Second, true)
+	acked := h.acked()
+	if acked == 0 {
+		t.Fatal("no check-in was acknowledged before the kill")
+	}
+	t.Logf("%d check-ins sent, %d acknowledged before kill -9", sent, acked)
+	h.restart(t)
 	// Every acknowledged request, replayed, is refused: its sequence
 	// number was persisted with its record.
-	for _, mt := range motes {
+	for _, mt := range h.motes {
 		for _, a := range mt.acked {
 			rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			resp, err := mt.c.Do(rctx, a.outer)
@@ -190,50 +238,31 @@ func TestKill9DuringCheckinFlood(t *testing.T) {
 			t.Fatal("check-in after restart not acknowledged")
 		}
 	}
-	gw2.Stop()
+	h.gw.Stop()
+	h.killed = true
 
 	// Every acknowledged check-in has its record; the chain verifies.
-	cfg, err := gateway.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := store.Open(ctx, cfg.Path(cfg.Store))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	have := map[store.DeviceID]map[uint64]bool{}
 	var signed []*record.Signed
-	var after uint64
-	for {
-		recs, err := s.Records(ctx, store.RecordFilter{AfterSeq: after, Limit: 5000})
+	for _, r := range allRecords(t, ctx, h.dbPath) {
+		sr, err := record.Parse(r.COSE)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) == 0 {
-			break
+		signed = append(signed, sr)
+		if r.Type != "checkin" {
+			continue
 		}
-		for _, r := range recs {
-			after = r.Seq
-			sr, err := record.Parse(r.COSE)
-			if err != nil {
-				t.Fatal(err)
-			}
-			signed = append(signed, sr)
-			if r.Type != "checkin" {
-				continue
-			}
-			var b record.CheckInBody
-			if err := sr.Record.DecodeBody(&b); err != nil {
-				t.Fatal(err)
-			}
-			if have[r.Device] == nil {
-				have[r.Device] = map[uint64]bool{}
-			}
-			have[r.Device][*b.OSCORESeq] = true
+		var b record.CheckInBody
+		if err := sr.Record.DecodeBody(&b); err != nil {
+			t.Fatal(err)
 		}
+		if have[r.Device] == nil {
+			have[r.Device] = map[uint64]bool{}
+		}
+		have[r.Device][*b.OSCORESeq] = true
 	}
-	for _, mt := range motes {
+	for _, mt := range h.motes {
 		for _, a := range mt.acked {
 			if !have[mt.dev][a.seq] {
 				t.Errorf("acknowledged check-in seq %d of %x has no record", a.seq, mt.dev[:4])

@@ -29,7 +29,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(initCmd(), gatewayCmd(), masaCmd(), testbedCmd(), moteCmd(), recordCmd())
+	root.AddCommand(initCmd(), gatewayCmd(), masaCmd(), testbedCmd(), moteCmd(), recordCmd(), outboxCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {

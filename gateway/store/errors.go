@@ -14,6 +14,8 @@ var (
 	// ErrConflict: the change contradicts the stored state (e.g. a second
 	// device with the same serial number from a different IDevID).
 	ErrConflict = errors.New("conflicting state")
+	// ErrReadOnly: the store was opened read-only.
+	ErrReadOnly = errors.New("store opened read-only")
 	// ErrSchema: the database was written by a newer Tumbler.
 	ErrSchema = errors.New("unsupported schema version")
 )

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -48,6 +49,8 @@ type Store struct {
 	records chan struct{}
 	// reads are the hot read statements, prepared on the reader pool.
 	reads map[string]*sql.Stmt
+	// readOnly stores have no writer.
+	readOnly bool
 }
 
 // Stats counts group commits.
@@ -92,6 +95,37 @@ func WithMaxBatch(n int) Option {
 		s.maxBatch = n
 		return nil
 	}
+}
+
+// OpenReadOnly opens an existing database for reading only, beside a
+// running gateway (WAL lets readers run while it writes). It checks the
+// schema version but never migrates; Update fails with ErrReadOnly.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	u := url.URL{Scheme: "file", Opaque: path}
+	q := url.Values{}
+	q.Add("_pragma", "query_only(ON)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	u.RawQuery = q.Encode()
+	r, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	var v int
+	if err := r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if v != len(migrations) {
+		r.Close()
+		return nil, fmt.Errorf("store: %s: %w: version %d, this build reads %d", path, ErrSchema, v, len(migrations))
+	}
+	s := &Store{r: r, log: zerolog.Nop(), now: time.Now, reads: make(map[string]*sql.Stmt), readOnly: true,
+		done: make(chan struct{}), stop: make(chan struct{}), records: make(chan struct{}, 1)}
+	close(s.done)
+	return s, nil
 }
 
 // Open opens (creating if needed) the database at path and migrates it to
@@ -163,6 +197,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 // Close stops the writer after the batches in flight and closes the
 // database. Update calls after Close return ErrClosed.
 func (s *Store) Close() error {
+	if s.readOnly {
+		return s.r.Close()
+	}
 	s.closeMu.Do(func() { close(s.stop) })
 	<-s.done
 	for _, st := range s.stmts {
@@ -190,6 +227,9 @@ func (s *Store) Stats() Stats {
 // fails, the batch is run again with savepoints); it must act only through
 // its Tx, and register in-memory effects with Tx.OnCommit.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
 	select {
 	case s.ops <- o:
