@@ -23,6 +23,9 @@ type OutboxConfig struct {
 	Prune time.Duration `yaml:"prune"`
 }
 
+// OutboxSource is the store's outbox as an upstream.Source.
+func OutboxSource(s *store.Store) upstream.Source { return outboxSource{s} }
+
 // outboxSource adapts the store's outbox to upstream.Source.
 type outboxSource struct{ s *store.Store }
 
