@@ -9,9 +9,9 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// TypedBody is implemented by the bodies this package defines
-// (*EnrollBody, *CheckInBody, *OverdueBody) and, for the reserved types,
-// which have no definition yet, by *ReservedBody.
+// TypedBody is implemented by the bodies this package defines, one per
+// record type (*EnrollBody, *CheckInBody, *OverdueBody, *TransferBody,
+// *RepossessBody, *ResetBody, *DecommissionBody, *DelegateBody).
 type TypedBody interface {
 	// RecordType is the record type the body belongs to.
 	RecordType() Type
@@ -21,8 +21,8 @@ type TypedBody interface {
 }
 
 // SetBody sets r.Type to b's type and r.Body to b's encoding. It fails with
-// ErrBody if b does not match its definition in docs/records.cddl (ErrType
-// for a ReservedBody of a type that is not reserved), leaving r unchanged.
+// ErrBody if b does not match its definition in docs/records.cddl, leaving
+// r unchanged.
 func (r *Record) SetBody(b TypedBody) error {
 	body, err := b.encode()
 	if err != nil {
@@ -59,8 +59,18 @@ func checkBody(t Type, b Body) error {
 		tb = &CheckInBody{}
 	case TypeOverdue:
 		tb = &OverdueBody{}
+	case TypeTransfer:
+		tb = &TransferBody{}
+	case TypeRepossess:
+		tb = &RepossessBody{}
+	case TypeReset:
+		tb = &ResetBody{}
+	case TypeDecommission:
+		tb = &DecommissionBody{}
+	case TypeDelegate:
+		tb = &DelegateBody{}
 	default:
-		return nil // reserved: { * int => any }
+		return fmt.Errorf("%w: %q", ErrType, t)
 	}
 	return tb.decode(b)
 }

@@ -187,9 +187,11 @@ func goldenChain(tb testing.TB) []goldenEntry {
 		{file: "0006-overdue.hex", device: deviceC, serial: serialC, seq: 6, body: &OverdueBody{
 			Due: time.Date(2026, 1, 12, 10, 3, 0, 0, time.UTC), Missed: 1,
 		}},
-		{file: "0007-transfer.hex", device: deviceA, serial: serialA, seq: 7, typ: TypeTransfer, raw: Body{
-			1: raw(tb, mustDecodeHex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")),
-			2: raw(tb, "new-owner.example"),
+		{file: "0007-transfer.hex", device: deviceA, serial: serialA, seq: 7, body: &TransferBody{
+			Out:               true,
+			AuthorizationHash: [32]byte(mustDecodeHex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")),
+			NewOwner:          [32]byte(mustDecodeHex("ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100")),
+			NotAfter:          time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC),
 		}},
 		{file: "0009-enroll.hex", device: deviceB, serial: serialB, seq: 9, body: &EnrollBody{
 			LDevIDSerial:   []byte{0x03},
@@ -197,7 +199,9 @@ func goldenChain(tb testing.TB) []goldenEntry {
 			LDevIDHash:     [32]byte(mustDecodeHex("fefdfcfbfaf9f8f7f6f5f4f3f2f1f0efeeedecebeae9e8e7e6e5e4e3e2e1e0df")),
 			ReEnrollment:   true,
 		}},
-		{file: "0010-decommission.hex", device: deviceC, serial: serialC, seq: 10, typ: TypeDecommission, raw: Body{}},
+		{file: "0010-decommission.hex", device: deviceC, serial: serialC, seq: 10, body: &DecommissionBody{
+			Reason: "end of life", Revoked: [][]byte{{0x02}},
+		}},
 	}
 }
 

@@ -13,19 +13,37 @@ import (
 	"github.com/tumbler-iot/tumbler/cose"
 )
 
-// validPayloadMap is a valid "reset" record as a generic map, for tests
-// that break one thing at a time.
+// validPayloadMap is a valid "decommission" record as a generic map, for
+// tests that break one thing at a time.
 func validPayloadMap() map[any]any {
 	return map[any]any{
 		1: 1,
-		2: "reset",
+		2: "decommission",
 		3: deviceA[:],
 		4: serialA,
 		5: uint64(t0.Unix()),
 		6: 42,
 		7: nil,
-		8: map[any]any{},
+		8: map[any]any{2: []any{}},
 	}
+}
+
+// mustSignRaw signs r's payload without the body checks Sign applies, so
+// that Parse's own checks can be tested.
+func mustSignRaw(tb testing.TB, key *ecdsa.PrivateKey, r *Record) []byte {
+	tb.Helper()
+	m := validPayloadMap()
+	m[2], m[3], m[4], m[5], m[6] = string(r.Type), r.Device[:], r.Serial, uint64(r.Time.Unix()), r.Seq
+	body := map[any]any{}
+	for k, v := range r.Body {
+		body[k] = v
+	}
+	m[8] = body
+	payload, err := cose.Marshal(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return signPayload(tb, key, payload)
 }
 
 // signPayload signs an arbitrary payload the way Sign does (protected kid,
@@ -203,14 +221,16 @@ func replaceTail7(tb testing.TB, valid []byte, b byte) []byte {
 	return out
 }
 
-// swapFirstPairs swaps the pairs 1: 1 and 2: "reset" of the valid payload.
+// swapFirstPairs swaps the pairs 1: 1 and 2: "decommission" of the valid
+// payload.
 func swapFirstPairs(tb testing.TB, valid []byte) []byte {
 	tb.Helper()
-	prefix := []byte{0xa8, 0x01, 0x01, 0x02, 0x65, 'r', 'e', 's', 'e', 't'}
+	typ := append([]byte{0x6c}, "decommission"...)
+	prefix := append([]byte{0xa8, 0x01, 0x01, 0x02}, typ...)
 	if !bytes.HasPrefix(valid, prefix) {
 		tb.Fatalf("unexpected payload %x", valid)
 	}
-	out := []byte{0xa8, 0x02, 0x65, 'r', 'e', 's', 'e', 't', 0x01, 0x01}
+	out := append(append([]byte{0xa8, 0x02}, typ...), 0x01, 0x01)
 	return append(out, valid[len(prefix):]...)
 }
 

@@ -17,11 +17,12 @@ import (
 	"github.com/tumbler-iot/tumbler/cose/voucher"
 )
 
-// baseRecord is a valid record header of device A with an empty body.
+// baseRecord is a valid record of device A with a minimal body (a
+// decommission revoking nothing).
 func baseRecord() *Record {
 	return &Record{
-		Type: TypeReset, Device: deviceA, Serial: serialA,
-		Time: t0, Seq: 42, Body: Body{},
+		Type: TypeDecommission, Device: deviceA, Serial: serialA,
+		Time: t0, Seq: 42, Body: Body{2: {0x80}},
 	}
 }
 
@@ -51,11 +52,14 @@ func TestRoundTrip(t *testing.T) {
 		{name: "checkin minimal", body: &CheckInBody{Battery: ptr(uint8(0))}},
 		{name: "overdue never checked in", body: &OverdueBody{Due: t0, Missed: 3}},
 		{name: "overdue epoch", body: &OverdueBody{LastCheckIn: time.Unix(0, 0).UTC(), Due: t0}},
-		{name: "transfer", typ: TypeTransfer, raw: Body{1: raw(t, "x"), -7: raw(t, []byte{1})}},
-		{name: "repossess", typ: TypeRepossess, raw: Body{}},
-		{name: "reset", typ: TypeReset, raw: Body{9: raw(t, 1.5)}},
-		{name: "decommission", typ: TypeDecommission, raw: Body{}},
-		{name: "delegate", typ: TypeDelegate, raw: Body{1: raw(t, uint64(1<<63))}},
+		{name: "transfer out", body: &TransferBody{Out: true, AuthorizationHash: IDOf([]byte("a")), NewOwner: IDOf([]byte("b")), NotAfter: t0}},
+		{name: "transfer in", body: &TransferBody{AuthorizationHash: IDOf([]byte("a")), NewOwner: IDOf([]byte("b")), NotAfter: t0}},
+		{name: "repossess", body: &RepossessBody{OrderHash: IDOf([]byte("o")), NoticeUntil: t0}},
+		{name: "reset by operator", body: &ResetBody{Initiator: ResetByOperator, Reason: "tenant left", Revoked: [][]byte{{0x01}, {0x7f, 0xff}}}},
+		{name: "reset by device", body: &ResetBody{Initiator: ResetByDevice, Revoked: [][]byte{}}},
+		{name: "decommission", body: &DecommissionBody{Reason: "end of life", Revoked: [][]byte{{0x42}}}},
+		{name: "delegate start", body: &DelegateBody{Delegation: "d1", Sink: "landlord", Until: t0}},
+		{name: "delegate end", body: &DelegateBody{End: true, Delegation: "d1", Sink: "landlord", Until: t0}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,16 +123,23 @@ func TestSignTruncatesTime(t *testing.T) {
 // given in non-deterministic form.
 func TestSignCanonicalizesBody(t *testing.T) {
 	r := baseRecord()
+	r.Type = TypeCheckIn
 	r.Body = Body{
-		1: {0x18, 0x01},                         // 1 in two bytes
-		2: {0xa2, 0x02, 0x00, 0x01, 0x00},       // {2: 0, 1: 0}: keys unsorted
-		3: {0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0}, // 1.5 as float64
+		1: {0x18, 0x01},                         // uptime 1 in two bytes
+		2: {0x60},                               // firmware ""
+		3: {0xf6},                               // battery null
+		4: {0x00},                               // reboots
+		5: {0xa2, 0x02, 0x00, 0x01, 0x00},       // {2: 0, 1: 0}: keys unsorted
+		6: {0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0}, // 1.5 as float64
 	}
 	s := mustParse(t, mustSign(t, gatewayKey(t), r))
 	want := Body{
 		1: {0x01},
-		2: {0xa2, 0x01, 0x00, 0x02, 0x00},
-		3: {0xf9, 0x3e, 0x00},
+		2: {0x60},
+		3: {0xf6},
+		4: {0x00},
+		5: {0xa2, 0x01, 0x00, 0x02, 0x00},
+		6: {0xf9, 0x3e, 0x00},
 	}
 	if !reflect.DeepEqual(s.Record.Body, want) {
 		t.Fatalf("body %x, want %x", s.Record.Body, want)
@@ -249,33 +260,41 @@ func TestSetBodyErrors(t *testing.T) {
 	}
 }
 
-// TestReservedBody round-trips the body of a reserved type through the
-// TypedBody API.
-func TestReservedBody(t *testing.T) {
+// TestLifecycleBodiesRefuse checks the lifecycle bodies' rules on both
+// SetBody and Parse.
+func TestLifecycleBodiesRefuse(t *testing.T) {
 	r := baseRecord()
-	in := &ReservedBody{Type: TypeDecommission, Body: Body{2: {0x19, 0x00, 0x01}, -1: raw(t, "why")}}
-	if err := r.SetBody(in); err != nil {
-		t.Fatal(err)
-	}
-	s := mustParse(t, mustSign(t, gatewayKey(t), r))
-	out := &ReservedBody{Type: TypeDecommission}
-	if err := s.Record.DecodeBody(out); err != nil {
-		t.Fatal(err)
-	}
-	want := Body{2: {0x01}, -1: raw(t, "why")}
-	if !reflect.DeepEqual(out.Body, want) || s.Record.Type != TypeDecommission {
-		t.Fatalf("got %s %x", s.Record.Type, out.Body)
-	}
-	for _, typ := range []Type{TypeCheckIn, TypeEnroll, TypeOverdue, "", "rekey"} {
-		if err := r.SetBody(&ReservedBody{Type: typ}); !errors.Is(err, ErrType) {
-			t.Fatalf("%q: got %v, want ErrType", typ, err)
+	for _, tc := range []struct {
+		name string
+		body TypedBody
+	}{
+		{"transfer zero not-after", &TransferBody{Out: true}},
+		{"reset unknown initiator", &ResetBody{Initiator: "landlord", Revoked: [][]byte{}}},
+		{"reset serial with leading zero", &ResetBody{Initiator: ResetByOperator, Revoked: [][]byte{{0x00, 0x01}}}},
+		{"decommission empty serial", &DecommissionBody{Revoked: [][]byte{{}}}},
+		{"delegate without id", &DelegateBody{Sink: "s", Until: t0}},
+		{"repossess zero notice", &RepossessBody{}},
+	} {
+		if err := r.SetBody(tc.body); !errors.Is(err, ErrBody) {
+			t.Errorf("%s: got %v, want ErrBody", tc.name, err)
 		}
 	}
-	if err := s.Record.DecodeBody(&ReservedBody{Type: TypeReset}); !errors.Is(err, ErrType) {
-		t.Fatalf("got %v, want ErrType", err)
-	}
-	if err := r.SetBody(&ReservedBody{Type: TypeReset, Body: Body{1: {0xff}}}); !errors.Is(err, ErrBody) {
-		t.Fatalf("got %v, want ErrBody", err)
+	for _, tc := range []struct {
+		name string
+		typ  Type
+		body Body
+	}{
+		{"transfer direction", TypeTransfer, Body{1: raw(t, "up"), 2: raw(t, make([]byte, 32)), 3: raw(t, make([]byte, 32)), 4: raw(t, 1)}},
+		{"transfer extra key", TypeTransfer, Body{1: raw(t, "in"), 2: raw(t, make([]byte, 32)), 3: raw(t, make([]byte, 32)), 4: raw(t, 1), 5: raw(t, 1)}},
+		{"reset revoked not a list", TypeReset, Body{1: raw(t, "device"), 3: raw(t, 1)}},
+		{"decommission missing revoked", TypeDecommission, Body{1: raw(t, "why")}},
+		{"delegate until null", TypeDelegate, Body{1: raw(t, "end"), 2: raw(t, "d"), 3: raw(t, "s"), 4: raw(t, nil)}},
+	} {
+		r := baseRecord()
+		r.Type, r.Body = tc.typ, tc.body
+		if _, err := Parse(mustSignRaw(t, gatewayKey(t), r)); !errors.Is(err, ErrBody) {
+			t.Errorf("%s: got %v, want ErrBody", tc.name, err)
+		}
 	}
 }
 
@@ -289,7 +308,7 @@ func TestDecodeBodyErrors(t *testing.T) {
 		want error
 	}{
 		{name: "wrong type", typ: TypeCheckIn, body: Body{}, into: &EnrollBody{}, want: ErrType},
-		{name: "reserved type", typ: TypeTransfer, body: Body{}, into: &OverdueBody{}, want: ErrType},
+		{name: "lifecycle type", typ: TypeTransfer, body: Body{}, into: &OverdueBody{}, want: ErrType},
 		{name: "overdue extra key", typ: TypeOverdue, body: Body{1: {cborNull}, 2: {0x01}, 3: {0x01}, 4: {0x01}}, into: &OverdueBody{}, want: ErrBody},
 		{name: "overdue missing key", typ: TypeOverdue, body: Body{1: {cborNull}, 2: {0x01}}, into: &OverdueBody{}, want: ErrBody},
 		{name: "overdue due null", typ: TypeOverdue, body: Body{1: {cborNull}, 2: {cborNull}, 3: {0x01}}, into: &OverdueBody{}, want: ErrBody},
@@ -345,7 +364,7 @@ func TestUnmarshalCBOR(t *testing.T) {
 		t.Fatalf("got %+v", outer.R)
 	}
 	bad := append([]byte{0xa1, 0x01}, payload...)
-	bad[len(bad)-1] = 0x01 // body {} -> 1
+	bad = append(bad[:len(bad)-3], 0x01) // body {2: []} (a1 02 80) -> 1
 	if err := cose.Unmarshal(bad, &outer); !errors.Is(err, ErrField) {
 		t.Fatalf("got %v, want ErrField", err)
 	}

@@ -62,25 +62,31 @@ func TestDiagnosticNonRecord(t *testing.T) {
 
 // TestJSONValues checks the CBOR-to-JSON mapping of body values.
 func TestJSONValues(t *testing.T) {
+	// A check-in: the device's extra keys (0, 5 and above) may hold any
+	// CBOR value, which is what the JSON view must render.
 	r := baseRecord()
-	r.Type = TypeDelegate
+	r.Type = TypeCheckIn
 	r.Body = Body{
-		1:  mustHex(t, "1bffffffffffffffff"),     // 2^64-1
-		2:  mustHex(t, "3bffffffffffffffff"),     // -2^64
-		3:  mustHex(t, "20"),                     // -1
-		4:  mustHex(t, "43010203"),               // h'010203'
-		5:  mustHex(t, "6568656c6c6f"),           // "hello"
-		6:  mustHex(t, "c11a5f5e1000"),           // 1(1600000000)
-		7:  mustHex(t, "f97e00"),                 // NaN
-		8:  mustHex(t, "f97c00"),                 // Infinity
-		9:  mustHex(t, "f9fc00"),                 // -Infinity
-		10: mustHex(t, "f93e00"),                 // 1.5
-		11: mustHex(t, "84f4f5f6f7"),             // [false, true, null, undefined]
-		12: mustHex(t, "f0"),                     // simple(16)
-		13: mustHex(t, "a30161614162f4f4820102"), // {1: "a", h'62': false, false: [1, 2]}
-		14: mustHex(t, "fb3e7ad7f29abcaf48"),     // 1e-7
-		-1: mustHex(t, "a0"),                     // {}
-		-2: mustHex(t, "6722e282ac3c263e"),       // "\"€<&>": quote escaped, no HTML escaping
+		1:  mustHex(t, "01"),
+		2:  mustHex(t, "60"),
+		3:  mustHex(t, "f6"),
+		4:  mustHex(t, "00"),
+		5:  mustHex(t, "1bffffffffffffffff"),     // 2^64-1
+		6:  mustHex(t, "3bffffffffffffffff"),     // -2^64
+		7:  mustHex(t, "20"),                     // -1
+		8:  mustHex(t, "43010203"),               // h'010203'
+		9:  mustHex(t, "6568656c6c6f"),           // "hello"
+		10: mustHex(t, "c11a5f5e1000"),           // 1(1600000000)
+		11: mustHex(t, "f97e00"),                 // NaN
+		12: mustHex(t, "f97c00"),                 // Infinity
+		13: mustHex(t, "f9fc00"),                 // -Infinity
+		14: mustHex(t, "f93e00"),                 // 1.5
+		15: mustHex(t, "84f4f5f6f7"),             // [false, true, null, undefined]
+		16: mustHex(t, "f0"),                     // simple(16)
+		17: mustHex(t, "a30161614162f4f4820102"), // {1: "a", h'62': false, false: [1, 2]}
+		18: mustHex(t, "fb3e7ad7f29abcaf48"),     // 1e-7
+		19: mustHex(t, "a0"),                     // {}
+		20: mustHex(t, "6722e282ac3c263e"),       // "\"€<&>": quote escaped, no HTML escaping
 		0:  mustHex(t, "a2616201616102"),         // {"b": 1, "a": 2}: order kept
 	}
 	s := mustParse(t, mustSign(t, gatewayKey(t), r))
@@ -100,10 +106,10 @@ func TestJSONValues(t *testing.T) {
 	if err := json.Compact(&got, v.Body); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"0":{"a":2,"b":1},"1":18446744073709551615,"2":-18446744073709551616,"3":-1,` +
-		`"4":"010203","5":"hello","6":{"tag":1,"value":1600000000},"7":"NaN","8":"Infinity",` +
-		`"9":"-Infinity","10":1.5,"11":[false,true,null,"undefined"],"12":"simple(16)",` +
-		`"13":{"1":"a","h'62'":false,"false":[1,2]},"14":1e-07,"-1":{},"-2":"\"€<&>"}`
+	want := `{"0":{"a":2,"b":1},"1":1,"2":"","3":null,"4":0,"5":18446744073709551615,"6":-18446744073709551616,"7":-1,` +
+		`"8":"010203","9":"hello","10":{"tag":1,"value":1600000000},"11":"NaN","12":"Infinity",` +
+		`"13":"-Infinity","14":1.5,"15":[false,true,null,"undefined"],"16":"simple(16)",` +
+		`"17":{"1":"a","h'62'":false,"false":[1,2]},"18":1e-07,"19":{},"20":"\"€<&>"}`
 	if got.String() != want {
 		t.Fatalf("body\n%s\nwant\n%s", got.String(), want)
 	}
