@@ -286,4 +286,3 @@ func readSerials(f *fieldReader, k int64) [][]byte {
 	}
 	return out
 }
-
