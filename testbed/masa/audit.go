@@ -123,6 +123,17 @@ func (a *auditLog) syncTo(gen uint64) error {
 	return nil
 }
 
+// currentOwner is the domain of the latest voucher for serial.
+func (a *auditLog) currentOwner(serial string) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ev := a.events[serial]
+	if len(ev) == 0 {
+		return "", false
+	}
+	return ev[len(ev)-1].DomainID, true
+}
+
 func (a *auditLog) list(serial string) []Event {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tumbler-iot/tumbler/cose/record"
 	"github.com/tumbler-iot/tumbler/pki"
 )
 
@@ -33,6 +34,13 @@ type Config struct {
 	AuditLog string `yaml:"audit_log"`
 	// Policy: first-claim or any.
 	Policy Policy `yaml:"policy"`
+	// RecoveryAuthorities are PEM files (public keys or certificates) of
+	// the authorities whose repossession orders this MASA honours.
+	RecoveryAuthorities []string `yaml:"recovery_authorities"`
+	// RepossessionNotice is how long a claim waits for the owner to object.
+	RepossessionNotice time.Duration `yaml:"repossession_notice"`
+	// OwnershipLog keeps transfer authorisations and claims.
+	OwnershipLog string `yaml:"ownership_log"`
 
 	dir string
 }
@@ -45,6 +53,7 @@ const (
 	FileTLS    = "masa.pem"
 	FileTLSKey = "masa.key"
 	FileAudit  = "audit.jsonl"
+	FileOwner  = "ownership.jsonl"
 )
 
 // LoadConfig reads masa.yaml.
@@ -53,7 +62,7 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	c := Config{Listen: "127.0.0.1:9443", Policy: FirstClaim}
+	c := Config{Listen: "127.0.0.1:9443", Policy: FirstClaim, RepossessionNotice: DefaultNotice}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -85,6 +94,9 @@ func (c Config) Validate() error {
 	case FirstClaim, AnyDomain:
 	default:
 		return fmt.Errorf("%w: policy: %q is not one of %s, %s", ErrConfig, c.Policy, FirstClaim, AnyDomain)
+	}
+	if c.RepossessionNotice < 0 {
+		return fmt.Errorf("%w: repossession_notice: negative", ErrConfig)
 	}
 	return nil
 }
@@ -118,7 +130,19 @@ func Open(c Config, opts ...Option) (*MASA, tls.Certificate, error) {
 	if err != nil {
 		return nil, tls.Certificate{}, fmt.Errorf("%w: tls_cert/tls_key: %v", ErrConfig, err)
 	}
-	m, err := New(ca[0], key, c.EffectiveURL(), c.Policy, c.path(c.AuditLog), opts...)
+	own := []Option{WithNotice(c.RepossessionNotice), WithOwnershipLog(c.path(c.OwnershipLog))}
+	for i, f := range c.RecoveryAuthorities {
+		b, err := os.ReadFile(c.path(f))
+		if err != nil {
+			return nil, tls.Certificate{}, fmt.Errorf("%w: recovery_authorities[%d]: %v", ErrConfig, i, err)
+		}
+		pub, err := record.LoadPublicKey(b)
+		if err != nil {
+			return nil, tls.Certificate{}, fmt.Errorf("%w: recovery_authorities[%d]: %v", ErrConfig, i, err)
+		}
+		own = append(own, WithRecoveryAuthorities(pub))
+	}
+	m, err := New(ca[0], key, c.EffectiveURL(), c.Policy, c.path(c.AuditLog), append(own, opts...)...)
 	return m, cert, err
 }
 
@@ -168,7 +192,8 @@ func Init(dir, listen string, hosts []string, now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg := Config{Listen: listen, CACert: FileCA, CAKey: FileCAKey, TLSCert: FileTLS, TLSKey: FileTLSKey, AuditLog: FileAudit, Policy: FirstClaim}
+	cfg := Config{Listen: listen, CACert: FileCA, CAKey: FileCAKey, TLSCert: FileTLS, TLSKey: FileTLSKey, AuditLog: FileAudit,
+		OwnershipLog: FileOwner, Policy: FirstClaim, RepossessionNotice: DefaultNotice}
 	y, err := yaml.Marshal(cfg)
 	if err != nil {
 		return "", err

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Media types for a COSE-signed voucher (request). cBRSKI -23+ names CF 836
@@ -25,7 +26,48 @@ func (m *MASA) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathRequestVoucher, m.serveVoucher)
 	mux.HandleFunc("POST "+PathRequestAuditLog, m.serveAudit)
+	mux.HandleFunc("POST "+PathTransfer, m.serveOwnership)
+	mux.HandleFunc("POST "+PathRepossess, m.serveOwnership)
+	mux.HandleFunc("POST "+PathObject, m.serveOwnership)
 	return mux
+}
+
+// serveOwnership takes the ownership documents (application/cose): a
+// transfer authorisation (204), a repossession claim (202 with the end of
+// the notice period as JSON), an objection (204).
+func (m *MASA) serveOwnership(w http.ResponseWriter, r *http.Request) {
+	if !acceptedRequestType(r.Header.Get("Content-Type")) {
+		m.fail(w, r, ErrMediaType)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequest))
+	if err != nil {
+		m.fail(w, r, ErrMalformed)
+		return
+	}
+	switch r.URL.Path {
+	case PathTransfer:
+		if _, err := m.RegisterTransfer(body, clientCert(r)); err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case PathRepossess:
+		until, err := m.RegisterClaim(body, clientCert(r))
+		if err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		json.NewEncoder(w).Encode(map[string]time.Time{"notice_until": until})
+	case PathObject:
+		if err := m.RegisterObjection(body, clientCert(r)); err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 func (m *MASA) serveVoucher(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +173,8 @@ func status(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrUnknownDevice):
 		return http.StatusNotFound
-	case errors.Is(err, ErrRegistrar), errors.Is(err, ErrPledge), errors.Is(err, ErrOwned):
+	case errors.Is(err, ErrRegistrar), errors.Is(err, ErrPledge), errors.Is(err, ErrOwned),
+		errors.Is(err, ErrAuthorization), errors.Is(err, ErrClaim):
 		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
@@ -142,10 +185,12 @@ func status(err error) int {
 func (m *MASA) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := status(err)
 	reason := "internal error"
-	for _, s := range []error{ErrMediaType, ErrNotAcceptable, ErrMalformed, ErrUnknownDevice, ErrRegistrar, ErrPledge, ErrOwned} {
-		if errors.Is(err, s) {
-			reason = s.Error()
-			break
+	if code < 500 {
+		// The refusal's own words (sentinel and detail) help an operator
+		// fix it; they reveal nothing the requester does not know.
+		reason = err.Error()
+		if strings.HasPrefix(reason, "masa: ") {
+			reason = reason[len("masa: "):]
 		}
 	}
 	ev := m.log.Warn()

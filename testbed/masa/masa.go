@@ -17,6 +17,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tumbler-iot/tumbler/cose/transfer"
 	"github.com/tumbler-iot/tumbler/cose/voucher"
 	"github.com/tumbler-iot/tumbler/pki"
 )
@@ -69,6 +71,13 @@ type MASA struct {
 	// signer and pinned certificates); bounded.
 	mu       sync.Mutex
 	verified map[[32]byte]bool
+
+	// Ownership changes (ownership.go).
+	labelKey    []byte
+	own         *ownership
+	ownPath     string
+	authorities []crypto.PublicKey
+	notice      time.Duration
 }
 
 // Option configures New.
@@ -87,6 +96,30 @@ func WithRand(r io.Reader) Option {
 // WithLogger sets the logger.
 func WithLogger(l zerolog.Logger) Option {
 	return func(m *MASA) error { m.log = l.With().Str("component", "masa").Logger(); return nil }
+}
+
+// WithRecoveryAuthorities sets the keys whose repossession orders the MASA
+// honours.
+func WithRecoveryAuthorities(keys ...crypto.PublicKey) Option {
+	return func(m *MASA) error { m.authorities = append(m.authorities, keys...); return nil }
+}
+
+// WithNotice sets how long a repossession claim waits for the owner to
+// object (default DefaultNotice).
+func WithNotice(d time.Duration) Option {
+	return func(m *MASA) error {
+		if d < 0 {
+			return fmt.Errorf("masa: %w: negative notice period", ErrConfig)
+		}
+		m.notice = d
+		return nil
+	}
+}
+
+// WithOwnershipLog keeps transfer authorisations and repossession claims in
+// this JSON-lines file (default: in memory).
+func WithOwnershipLog(path string) Option {
+	return func(m *MASA) error { m.ownPath = path; return nil }
 }
 
 // New builds a MASA from its manufacturer CA (which issues IDevIDs and signs
@@ -112,20 +145,27 @@ func New(ca *x509.Certificate, caKey crypto.Signer, url string, policy Policy, a
 		return nil, fmt.Errorf("masa: %w: policy %q (want %q or %q)", ErrConfig, policy, FirstClaim, AnyDomain)
 	}
 	m := &MASA{ca: ca, caKey: caKey, url: u, policy: policy, now: time.Now, log: zerolog.Nop(),
-		nonceTT: time.Hour, verified: make(map[[32]byte]bool)}
+		nonceTT: time.Hour, verified: make(map[[32]byte]bool), notice: DefaultNotice}
 	for _, o := range opts {
 		if err := o(m); err != nil {
 			return nil, err
 		}
 	}
+	if m.labelKey, err = labelKey(caKey); err != nil {
+		return nil, err
+	}
 	if m.audit, err = openAudit(auditPath); err != nil {
+		return nil, err
+	}
+	if m.own, err = openOwnership(m.ownPath); err != nil {
+		m.audit.close()
 		return nil, err
 	}
 	return m, nil
 }
 
-// Close releases the audit log.
-func (m *MASA) Close() error { return m.audit.close() }
+// Close releases the logs.
+func (m *MASA) Close() error { return errors.Join(m.audit.close(), m.own.close()) }
 
 // CA is the manufacturer CA: the trust anchor of IDevIDs and vouchers.
 func (m *MASA) CA() *x509.Certificate { return m.ca }
@@ -200,16 +240,29 @@ func (m *MASA) RequestVoucher(ctx context.Context, body []byte, clientCert *x509
 		return nil, fmt.Errorf("masa: sign voucher: %w", err)
 	}
 	// The voucher is released only once the audit log holds it; under
-	// first-claim, the ownership check and the new entry are one step.
+	// first-claim, the ownership check and the new entry are one step. A
+	// device owned by another domain goes to this one only against a
+	// transfer authorisation from the owner or a matured repossession
+	// claim, each used once.
+	newOwner := transfer.SPKIHash(rr.pin)
+	var grantKind string
+	var g *grant
 	err = m.audit.claim(Event{Serial: serial, Date: now, DomainID: rr.domainID, Nonce: nonce, Assertion: assertion.String()},
 		func(prev []Event) error {
-			if m.policy == FirstClaim && len(prev) > 0 && prev[len(prev)-1].DomainID != rr.domainID {
-				return fmt.Errorf("masa: %w: %s", ErrOwned, serial)
+			if m.policy != FirstClaim || len(prev) == 0 || prev[len(prev)-1].DomainID == rr.domainID {
+				return nil
 			}
-			return nil
+			grantKind, g = m.own.grantFor(serial, hex.EncodeToString(newOwner[:]), now)
+			if g == nil {
+				return fmt.Errorf("masa: %w: %s, and no transfer authorization or repossession claim for this domain", ErrOwned, serial)
+			}
+			return m.own.use(grantKind, serial, g, now)
 		})
 	if err != nil {
 		return nil, err
+	}
+	if g != nil {
+		m.log.Info().Str("serial", serial).Str("domain", rr.domainID).Str("by", grantKind).Msg("ownership changed")
 	}
 	m.log.Info().Str("serial", serial).Str("domain", rr.domainID).Str("assertion", assertion.String()).Msg("voucher issued")
 	return signed, nil
@@ -273,12 +326,11 @@ func (m *MASA) authenticate(body []byte, clientCert *x509.Certificate) (*registr
 	if err := voucher.ValidateRVR(rvr, psr.Request, idevid, m.now()); err != nil {
 		return nil, fmt.Errorf("masa: %w: %w", ErrPledge, err)
 	}
-	skid, err := pki.SubjectKeyID(pin.PublicKey)
+	id, err := domainID(pin)
 	if err != nil {
-		return nil, fmt.Errorf("masa: %w: %w", ErrRegistrar, err)
+		return nil, err
 	}
-	return &registrarRequest{rvr: rvr, pvr: psr.Request, idevid: idevid, pin: pin,
-		domainID: base64.StdEncoding.EncodeToString(skid)}, nil
+	return &registrarRequest{rvr: rvr, pvr: psr.Request, idevid: idevid, pin: pin, domainID: id}, nil
 }
 
 // registrarChain finds the certificate with id-kp-cmcRA that signed the
@@ -361,6 +413,16 @@ func (m *MASA) findIDevID(bag []*x509.Certificate, serial string) *x509.Certific
 		}
 	}
 	return nil
+}
+
+// domainID names a domain in the audit log (RFC 8995 §5.8.2): the base64
+// key identifier of its pinned CA (RFC 5280 §4.2.1.2 method 1).
+func domainID(pin *x509.Certificate) (string, error) {
+	skid, err := pki.SubjectKeyID(pin.PublicKey)
+	if err != nil {
+		return "", fmt.Errorf("masa: %w: %w", ErrRegistrar, err)
+	}
+	return base64.StdEncoding.EncodeToString(skid), nil
 }
 
 func isSelfSigned(c *x509.Certificate) bool {

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,7 +267,7 @@ func TestHTTP(t *testing.T) {
 		})
 	}
 	resp, body := post(client(b), PathRequestVoucher, MediaVoucherCOSE, "", rvr(t, b, p, nil, nil))
-	if resp.StatusCode != http.StatusForbidden || body != "device owned by another domain\n" {
+	if resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(body, "device owned by another domain") {
 		t.Errorf("other domain: %d %q", resp.StatusCode, body)
 	}
 	resp, body = post(client(a), PathRequestAuditLog, MediaVoucherCOSE, "", good)
