@@ -49,6 +49,11 @@ type Device struct {
 	OverdueAt time.Time
 	// Missed counts windows missed since the last check-in.
 	Missed int
+	// Pending is the operation waiting for the device ("reset",
+	// "rebootstrap" or empty) and, for a rebootstrap, the new owner's
+	// registrar hint.
+	Pending          string
+	PendingRegistrar string
 }
 
 // PutDevice inserts d, or updates the state of an existing device with the
@@ -143,8 +148,9 @@ var (
 )
 
 const deviceQuery = `SELECT d.id, d.serial, d.idevid, d.state, d.created_at, d.updated_at,
-	coalesce(c.class, 'default'), c.last_checkin, c.due_at, c.overdue_at, coalesce(c.missed, 0)
-	FROM devices d LEFT JOIN checkins c ON c.device = d.id`
+	coalesce(c.class, 'default'), c.last_checkin, c.due_at, c.overdue_at, coalesce(c.missed, 0),
+	coalesce(p.action, ''), coalesce(p.registrar, '')
+	FROM devices d LEFT JOIN checkins c ON c.device = d.id LEFT JOIN pending p ON p.device = d.id`
 
 type scanner interface{ Scan(...any) error }
 
@@ -154,7 +160,7 @@ func scanDevice(r scanner) (Device, error) {
 	var st string
 	var c, u int64
 	var last, due, over sql.NullInt64
-	if err := r.Scan(&id, &d.Serial, &d.IDevID, &st, &c, &u, &d.Class, &last, &due, &over, &d.Missed); err != nil {
+	if err := r.Scan(&id, &d.Serial, &d.IDevID, &st, &c, &u, &d.Class, &last, &due, &over, &d.Missed, &d.Pending, &d.PendingRegistrar); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Device{}, ErrNotFound
 		}

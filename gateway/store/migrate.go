@@ -148,6 +148,44 @@ CREATE TABLE checkins (
 	replay_bitmap INTEGER
 ) WITHOUT ROWID;
 `,
+	// 3: ownership lifecycle.
+	`
+-- An operation waiting for the device: "reset" (told at its next
+-- check-in) or "rebootstrap" (a transfer: the device is told to onboard
+-- with its new owner, and the gateway finishes once the MASA shows it did).
+CREATE TABLE pending (
+	device        BLOB PRIMARY KEY REFERENCES devices (id),
+	action        TEXT NOT NULL CHECK (action IN ('reset', 'rebootstrap')),
+	reason        TEXT NOT NULL DEFAULT '',
+	registrar     TEXT NOT NULL DEFAULT '',     -- rebootstrap: the new owner's registrar, a hint for the device
+	authorization BLOB,                         -- rebootstrap: the transfer authorisation (COSE_Sign1)
+	new_owner     BLOB,                         -- rebootstrap: SHA-256 of the new owner's domain CA SPKI
+	not_after     INTEGER,                      -- rebootstrap: when the authorisation expires
+	created_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- An expected device may come with the transfer authorisation its previous
+-- owner gave, or as a repossession this domain claimed at the MASA.
+ALTER TABLE expected ADD COLUMN authorization BLOB;
+ALTER TABLE expected ADD COLUMN repossession BLOB;   -- the recovery authority's order (COSE_Sign1)
+ALTER TABLE expected ADD COLUMN notice_until INTEGER; -- repossession: end of the MASA's notice period
+
+-- Delegations: a device's records copied to another domain's upstream,
+-- and read access to the device with a token, until a time.
+CREATE TABLE delegations (
+	id         TEXT PRIMARY KEY,
+	device     BLOB NOT NULL REFERENCES devices (id),
+	sink       TEXT NOT NULL,                   -- the delegate sink's name (its outbox cursor)
+	config     TEXT NOT NULL,                   -- the sink configuration, JSON
+	from_pos   INTEGER NOT NULL,                -- outbox position at the start: earlier records are not delegated
+	end_pos    INTEGER,                         -- outbox position at the end (its "delegate end" record)
+	until      INTEGER NOT NULL,
+	ended_at   INTEGER,
+	token_hash BLOB NOT NULL UNIQUE,            -- SHA-256 of the delegate's API token
+	created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX delegations_device ON delegations (device);
+`,
 }
 
 // SchemaVersion is the schema this build writes.

@@ -15,11 +15,37 @@ type OutboxEntry struct {
 	Record
 }
 
-// notify is signalled (coalesced) after a commit that appended records.
+// notifyRecords signals (coalesced) every subscriber after a commit that
+// appended records.
 func (s *Store) notifyRecords() {
 	select {
 	case s.records <- struct{}{}:
 	default:
+	}
+	s.subMu.Lock()
+	for c := range s.subs {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	s.subMu.Unlock()
+}
+
+// SubscribeRecords returns a channel signalled (coalesced) after every
+// commit that appended records, and a function that ends the subscription.
+func (s *Store) SubscribeRecords() (<-chan struct{}, func()) {
+	c := make(chan struct{}, 1)
+	s.subMu.Lock()
+	if s.subs == nil {
+		s.subs = map[chan struct{}]struct{}{}
+	}
+	s.subs[c] = struct{}{}
+	s.subMu.Unlock()
+	return c, func() {
+		s.subMu.Lock()
+		delete(s.subs, c)
+		s.subMu.Unlock()
 	}
 }
 

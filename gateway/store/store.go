@@ -45,8 +45,11 @@ type Store struct {
 	// stmts caches statements prepared on the writer's connection; only the
 	// writer goroutine touches it.
 	stmts map[string]*sql.Stmt
-	// records is signalled after commits that appended records.
+	// records is signalled after commits that appended records; subs are
+	// further subscribers (SubscribeRecords).
 	records chan struct{}
+	subMu   sync.Mutex
+	subs    map[chan struct{}]struct{}
 	// reads are the hot read statements, prepared on the reader pool.
 	reads map[string]*sql.Stmt
 	// readOnly stores have no writer.
