@@ -45,7 +45,21 @@ type Service struct {
 	rand     io.Reader
 	log      zerolog.Logger
 	m        *metrics
+	// resetHook performs a pending reset when the device checks in.
+	resetHook func(ctx context.Context, dev store.Device) error
 }
+
+// Check-in response keys (docs/oscore-provisioning.md).
+const (
+	respDue       = 1 // seconds until the next check-in is due
+	respAction    = 2 // "reset" or "rebootstrap"
+	respRegistrar = 3 // rebootstrap: where the new owner's registrar is
+)
+
+// SetResetHook sets how a pending reset is carried out when the device
+// checks in: after its check-in is recorded, f revokes and records; only if
+// f succeeds is the device told to reset.
+func (s *Service) SetResetHook(f func(ctx context.Context, dev store.Device) error) { s.resetHook = f }
 
 // Option configures New.
 type Option func(*options)
@@ -177,10 +191,27 @@ func (s *Service) checkin(ctx context.Context, r *coap.Request) (*coap.Response,
 		e.dev.Missed = 0
 		e.mu.Unlock()
 	}
-	payload, err := cose.Marshal(map[int]uint64{1: uint64(cl.Interval / time.Second)})
+	resp := map[int]any{respDue: uint64(cl.Interval / time.Second)}
+	switch dev.Pending {
+	case store.ActionReset:
+		if s.resetHook == nil {
+			break
+		}
+		if err := s.resetHook(ctx, dev); err != nil {
+			s.log.Error().Err(err).Str("serial", dev.Serial).Msg("pending reset")
+			break
+		}
+		resp[respAction] = store.ActionReset
+		s.Forget(dev.ID)
+	case store.ActionRebootstrap:
+		resp[respAction] = store.ActionRebootstrap
+		if dev.PendingRegistrar != "" {
+			resp[respRegistrar] = dev.PendingRegistrar
+		}
+	}
+	payload, err := cose.Marshal(resp)
 	if err != nil {
 		return nil, err
 	}
 	return coap.Changed(coap.FormatCBOR, payload), nil
 }
-

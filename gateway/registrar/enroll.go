@@ -93,6 +93,13 @@ func (r *Registrar) RecordIssued(ctx context.Context, id est.Identity, cert *x50
 			body.Assertion = *sv.Voucher.Assertion
 		}
 	}
-	_, err := r.cfg.Journal.Append(ctx, journal.Device{ID: id.DeviceID, Serial: id.Serial}, body, apply)
-	return err
+	if _, err := r.cfg.Journal.Append(ctx, journal.Device{ID: id.DeviceID, Serial: id.Serial}, body, apply); err != nil {
+		return err
+	}
+	if op == est.Enroll && r.afterEnroll != nil {
+		if err := r.afterEnroll(ctx, id.DeviceID, id.Serial); err != nil {
+			r.log.Error().Err(err).Str("serial", id.Serial).Msg("after enrollment")
+		}
+	}
+	return nil
 }

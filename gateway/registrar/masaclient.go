@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -96,3 +97,80 @@ func (c *HTTPMASA) RequestVoucher(ctx context.Context, masaURL string, rvr []byt
 
 // CloseIdle closes idle connections.
 func (c *HTTPMASA) CloseIdle() { c.client.CloseIdleConnections() }
+
+// AuditEvent is an entry of a MASA's audit log (RFC 8995 §5.8.1).
+type AuditEvent struct {
+	Date      string  `json:"date"`
+	DomainID  string  `json:"domainID"`
+	Nonce     *string `json:"nonce"`
+	Assertion string  `json:"assertion"`
+}
+
+// post sends a COSE document to a MASA path and returns the response body.
+func (c *HTTPMASA) post(ctx context.Context, masaURL, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(masaURL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %v", ErrMASAUnavailable, err)
+	}
+	req.Header.Set("Content-Type", "application/voucher+cose")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", ErrMASAUnavailable, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", ErrMASAUnavailable, err)
+	}
+	if resp.StatusCode >= 500 {
+		return resp.StatusCode, nil, fmt.Errorf("%w: HTTP %d", ErrMASAUnavailable, resp.StatusCode)
+	}
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, nil, &MASAError{Status: resp.StatusCode, Reason: strings.TrimSpace(string(b))}
+	}
+	return resp.StatusCode, b, nil
+}
+
+// RegisterTransfer registers a transfer authorisation with the MASA.
+func (c *HTTPMASA) RegisterTransfer(ctx context.Context, masaURL string, authz []byte) error {
+	_, _, err := c.post(ctx, masaURL, "/.well-known/tumbler/transfer", authz)
+	return err
+}
+
+// Claim registers a repossession claim and returns the end of the MASA's
+// notice period.
+func (c *HTTPMASA) Claim(ctx context.Context, masaURL string, claim []byte) (time.Time, error) {
+	_, b, err := c.post(ctx, masaURL, "/.well-known/tumbler/repossess", claim)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var v struct {
+		NoticeUntil time.Time `json:"notice_until"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.NoticeUntil.IsZero() {
+		return time.Time{}, fmt.Errorf("%w: claim answer %q", ErrMASAUnavailable, b)
+	}
+	return v.NoticeUntil, nil
+}
+
+// Object sends the owner's objection to a repossession claim.
+func (c *HTTPMASA) Object(ctx context.Context, masaURL string, objection []byte) error {
+	_, _, err := c.post(ctx, masaURL, "/.well-known/tumbler/object", objection)
+	return err
+}
+
+// AuditLog asks the MASA for a device's audit log with a registrar
+// voucher-request this domain sent for it (RFC 8995 §5.8).
+func (c *HTTPMASA) AuditLog(ctx context.Context, masaURL string, rvr []byte) ([]AuditEvent, error) {
+	_, b, err := c.post(ctx, masaURL, "/.well-known/brski/requestauditlog", rvr)
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		Events []AuditEvent `json:"events"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%w: audit log: %v", ErrMASAUnavailable, err)
+	}
+	return v.Events, nil
+}

@@ -82,7 +82,32 @@ type Registrar struct {
 	rand    io.Reader
 	log     zerolog.Logger
 	metrics *metrics
+
+	// afterEnroll runs after an enrollment committed (ownership: transfer
+	// in, repossession records).
+	afterEnroll func(ctx context.Context, id store.DeviceID, serial string) error
+	// onReset runs after a device reset itself (the gateway forgets its
+	// cached check-in state and revoked certificates).
+	onReset func(id store.DeviceID)
 }
+
+// SetOnReset sets a function called after a device-side reset committed.
+func (r *Registrar) SetOnReset(f func(id store.DeviceID)) { r.onReset = f }
+
+// SetAfterEnroll sets a function called after each initial enrollment
+// committed; its error is logged (the enrollment stands).
+func (r *Registrar) SetAfterEnroll(f func(ctx context.Context, id store.DeviceID, serial string) error) {
+	r.afterEnroll = f
+}
+
+// Chain is the registrar's certificate chain (registrar first).
+func (r *Registrar) Chain() []*x509.Certificate { return r.cfg.Chain }
+
+// Key is the registrar's signing key.
+func (r *Registrar) Key() crypto.Signer { return r.cfg.Key }
+
+// MASA is the client the registrar talks to MASAs with.
+func (r *Registrar) MASA() MASAClient { return r.cfg.MASA }
 
 // Option configures New.
 type Option func(*Registrar) error

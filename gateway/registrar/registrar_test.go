@@ -72,7 +72,9 @@ func newFixture(t *testing.T, policy Policy) *fixture {
 	}
 	t.Cleanup(func() { s.Close() })
 	f := &fixture{s: s, m: m, regChain: []*x509.Certificate{reg, ca}}
-	f.masa = func(ctx context.Context, _ string, rvr []byte) ([]byte, error) { return m.RequestVoucher(ctx, rvr, reg) }
+	f.masa = func(ctx context.Context, _ string, rvr []byte) ([]byte, error) {
+		return m.RequestVoucher(ctx, rvr, reg)
+	}
 	f.r, err = New(Config{Chain: f.regChain, Key: regKey, Manufacturers: []*x509.Certificate{mfr}, Policy: policy,
 		MASA: masaFunc(func(ctx context.Context, url string, rvr []byte) ([]byte, error) { return f.masa(ctx, url, rvr) }), Store: s})
 	if err != nil {
@@ -172,7 +174,11 @@ func TestVoucherRequestRefusals(t *testing.T) {
 		err  error
 	}{
 		{"unsupported content format", rv(d.peer(), coap.FormatCBOR, f.pvr(t, d, nil)), codes.UnsupportedMediaType, ErrContentFormat},
-		{"unacceptable accept", func() *coap.Request { r := rv(d.peer(), coap.FormatVoucherCOSE, f.pvr(t, d, nil)); r.Accept = coap.FormatJSON; return r }(), codes.NotAcceptable, ErrAccept},
+		{"unacceptable accept", func() *coap.Request {
+			r := rv(d.peer(), coap.FormatVoucherCOSE, f.pvr(t, d, nil))
+			r.Accept = coap.FormatJSON
+			return r
+		}(), codes.NotAcceptable, ErrAccept},
 		{"no client certificate", rv(coap.Peer{}, coap.FormatVoucherCOSE, f.pvr(t, d, nil)), codes.Unauthorized, ErrNotPledge},
 		{"LDevID-style peer (domain CA)", rv(coap.Peer{Chain: f.regChain}, coap.FormatVoucherCOSE, f.pvr(t, d, nil)), codes.Forbidden, ErrNotPledge},
 		{"wrong signature", rv(d.peer(), coap.FormatVoucherCOSE, f.pvr(t, other, func(r *voucher.Request) { r.SerialNumber = "SN-1" })), codes.Forbidden, cose.ErrBadSignature},
@@ -232,7 +238,9 @@ func TestMASAFailures(t *testing.T) {
 		t.Errorf("MASA failures wrote device state: %v", n)
 	}
 	// The pledge retries once the MASA is back.
-	f.masa = func(ctx context.Context, _ string, rvr []byte) ([]byte, error) { return f.m.RequestVoucher(ctx, rvr, f.regChain[0]) }
+	f.masa = func(ctx context.Context, _ string, rvr []byte) ([]byte, error) {
+		return f.m.RequestVoucher(ctx, rvr, f.regChain[0])
+	}
 	if _, err := f.r.serveRV(ctx, rv(d.peer(), coap.FormatVoucherCOSE, f.pvr(t, d, nil))); err != nil {
 		t.Fatalf("retry after MASA recovery: %v", err)
 	}

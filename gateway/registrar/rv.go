@@ -2,6 +2,7 @@ package registrar
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/tumbler-iot/tumbler/coap"
+	"github.com/tumbler-iot/tumbler/cose/record"
 	"github.com/tumbler-iot/tumbler/cose/voucher"
+	"github.com/tumbler-iot/tumbler/gateway/journal"
 	"github.com/tumbler-iot/tumbler/gateway/store"
 	"github.com/tumbler-iot/tumbler/pki"
 )
@@ -56,6 +59,14 @@ func (r *Registrar) requestVoucher(ctx context.Context, req *coap.Request) (*coa
 	pvr := spvr.Request
 	if err := voucher.ValidatePVR(pvr, pl.idevid, r.cert, r.now()); err != nil {
 		return nil, pvrError(err)
+	}
+	prev, err := r.cfg.Store.Device(ctx, pl.id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	case prev.State == store.StateDecommissioned:
+		return nil, coap.Errorf(codes.Forbidden, "device decommissioned", fmt.Errorf("%w: serial %s", ErrState, pl.serial))
 	}
 	if r.cfg.Policy == Expected {
 		ok, err := r.cfg.Store.IsExpected(ctx, pl.serial, pl.idevid.Raw)
@@ -105,17 +116,70 @@ func (r *Registrar) requestVoucher(ctx context.Context, req *coap.Request) (*coa
 	if err != nil {
 		return nil, fmt.Errorf("registrar: strip voucher headers: %w", err)
 	}
-	err = r.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+	apply := func(tx *store.Tx) error {
 		if err := tx.PutDevice(store.Device{ID: pl.id, Serial: pl.serial, IDevID: pl.idevid.Raw, State: store.StateVoucher}); err != nil {
 			return err
 		}
 		return tx.AddVoucherExchange(store.VoucherExchange{Device: pl.id, Nonce: pvr.Nonce, PVR: req.Payload, RVR: srvr, Voucher: raw, MASAURL: masaURL})
-	})
+	}
+	if prev.State == store.StateEnrolled || prev.State == store.StateActive {
+		// A device still enrolled here came back through onboarding: it
+		// was reset on the device. Its old credentials die with the new
+		// voucher, and the reset is recorded.
+		err = r.deviceReset(ctx, pl, apply)
+	} else {
+		err = r.cfg.Store.Update(ctx, apply)
+	}
 	if err != nil {
 		return nil, err
 	}
 	log.Info().Str("masa", masaURL).Msg("voucher obtained")
 	return &coap.Response{Code: codes.Changed, ContentFormat: respFormat, Payload: stripped}, nil
+}
+
+// deviceReset commits a voucher exchange for a device that was enrolled,
+// together with the revocation of its certificates, the deletion of its
+// OSCORE context and a "reset" record (initiator "device").
+func (r *Registrar) deviceReset(ctx context.Context, pl *pledge, apply func(*store.Tx) error) error {
+	certs, err := r.cfg.Store.Certificates(ctx, pl.id)
+	if err != nil {
+		return err
+	}
+	body := &record.ResetBody{Initiator: record.ResetByDevice, Revoked: [][]byte{}}
+	for _, c := range certs {
+		if c.RevokedAt.IsZero() {
+			body.Revoked = append(body.Revoked, c.Cert.SerialNumber.Bytes())
+		}
+	}
+	all := func(tx *store.Tx) error {
+		if err := apply(tx); err != nil {
+			return err
+		}
+		if _, err := tx.RevokeCertificates(pl.id, "device reset"); err != nil {
+			return err
+		}
+		if err := tx.ClearPending(pl.id); err != nil {
+			return err
+		}
+		return tx.DeleteOSCOREContext(pl.id)
+	}
+	if r.cfg.Journal == nil {
+		return r.cfg.Store.Update(ctx, all)
+	}
+	if _, err := r.cfg.Journal.Append(ctx, journal.Device{ID: pl.id, Serial: pl.serial}, body, all); err != nil {
+		return err
+	}
+	r.log.Warn().Str("serial", pl.serial).Int("revoked", len(body.Revoked)).Msg("enrolled device onboarding again: reset on the device")
+	if r.onReset != nil {
+		r.onReset(pl.id)
+	}
+	return nil
+}
+
+// MASAURLFor is the MASA of a device: its IDevID's id-pe-masa-url, else
+// the configured default.
+func (r *Registrar) MASAURLFor(idevid *x509.Certificate) (string, error) {
+	return r.masaURL(&pledge{idevid: idevid})
 }
 
 // masaURL picks the MASA for a pledge: its IDevID's id-pe-masa-url, else

@@ -26,9 +26,9 @@ type SinkConfig struct {
 	// Name is the sink's cursor in the outbox, its metrics label and log
 	// field: 1 to 64 of [A-Za-z0-9._-]. Renaming a sink starts it from
 	// the beginning of the outbox.
-	Name    string         `yaml:"name"`
-	MQTT    *MQTTConfig    `yaml:"mqtt,omitempty"`
-	Webhook *WebhookConfig `yaml:"webhook,omitempty"`
+	Name    string         `yaml:"name" json:"name,omitempty"`
+	MQTT    *MQTTConfig    `yaml:"mqtt,omitempty" json:"mqtt,omitempty"`
+	Webhook *WebhookConfig `yaml:"webhook,omitempty" json:"webhook,omitempty"`
 }
 
 // MQTTConfig is an MQTT 5 broker sink. Records are published with QoS 1 to
@@ -36,66 +36,66 @@ type SinkConfig struct {
 type MQTTConfig struct {
 	// URL is mqtt:// or tcp:// (plain), mqtts://, ssl:// or tls:// (TLS);
 	// host and optional port (default 1883, or 8883 with TLS), no path.
-	URL string `yaml:"url"`
+	URL string `yaml:"url" json:"url,omitempty"`
 	// Prefix is the first topic level(s) (default "tumbler").
-	Prefix string `yaml:"prefix"`
+	Prefix string `yaml:"prefix" json:"prefix,omitempty"`
 	// ClientID is the MQTT client identifier (default
 	// "tumbler-<gateway-id>-<sink name>"). It must be stable: the broker
 	// keeps the session under it.
-	ClientID string `yaml:"client_id"`
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	ClientID string `yaml:"client_id" json:"client_id,omitempty"`
+	Username string `yaml:"username" json:"username,omitempty"`
+	Password string `yaml:"password" json:"password,omitempty"`
 	// TLS applies to the TLS schemes only.
-	TLS TLSConfig `yaml:"tls"`
+	TLS TLSConfig `yaml:"tls" json:"tls,omitempty"`
 	// KeepAlive is the MQTT keep alive (default 30s, at most 65535s).
-	KeepAlive time.Duration `yaml:"keep_alive"`
+	KeepAlive time.Duration `yaml:"keep_alive" json:"keep_alive,omitempty"`
 	// SessionExpiry is how long the broker keeps the session after a
 	// disconnect, so in-flight QoS 1 publishes complete after a reconnect
 	// (default 1h).
-	SessionExpiry time.Duration `yaml:"session_expiry"`
+	SessionExpiry time.Duration `yaml:"session_expiry" json:"session_expiry,omitempty"`
 	// ConnectTimeout bounds one connection attempt, and how long a delivery
 	// waits for a connection (default 10s).
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout" json:"connect_timeout,omitempty"`
 	// PublishTimeout bounds the wait for one PUBACK (default 30s).
-	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	PublishTimeout time.Duration `yaml:"publish_timeout" json:"publish_timeout,omitempty"`
 	// MaxInflight is how many publishes may await a PUBACK at once, across
 	// devices (default 64; the broker's Receive Maximum also applies).
-	MaxInflight int `yaml:"max_inflight"`
+	MaxInflight int `yaml:"max_inflight" json:"max_inflight,omitempty"`
 }
 
 // WebhookConfig is an HTTPS webhook sink: one POST per record.
 type WebhookConfig struct {
 	// URL is https://; http:// only to a loopback host (lab use).
-	URL string `yaml:"url"`
+	URL string `yaml:"url" json:"url,omitempty"`
 	// Format is "cose" (default: the body is the COSE_Sign1) or "json" (a
 	// JSON envelope with the COSE in base64).
-	Format string `yaml:"format"`
+	Format string `yaml:"format" json:"format,omitempty"`
 	// Secret keys the Tumbler-Signature HMAC (at least 16 bytes). Empty:
 	// requests are not signed.
-	Secret string `yaml:"secret"`
+	Secret string `yaml:"secret" json:"secret,omitempty"`
 	// Headers are extra request headers (e.g. Authorization). They may not
 	// replace the headers the sink sets.
-	Headers map[string]string `yaml:"headers"`
-	TLS     TLSConfig         `yaml:"tls"`
+	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+	TLS     TLSConfig         `yaml:"tls" json:"tls,omitempty"`
 	// Timeout bounds one request, response included (default 10s).
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout" json:"timeout,omitempty"`
 	// MaxInflight is how many requests may run at once, across devices
 	// (default 4).
-	MaxInflight int `yaml:"max_inflight"`
+	MaxInflight int `yaml:"max_inflight" json:"max_inflight,omitempty"`
 }
 
 // TLSConfig are the TLS client settings of a sink. Paths are used as
 // given; the gateway resolves them against its configuration directory.
 type TLSConfig struct {
 	// CAFile is a PEM bundle of trust anchors (empty: the system roots).
-	CAFile string `yaml:"ca_file"`
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
 	// CertFile and KeyFile are a PEM client certificate chain and key, for
 	// upstreams that authenticate the gateway by certificate.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file" json:"key_file,omitempty"`
 	// ServerName overrides the name the server certificate is checked
 	// against (default: the URL host).
-	ServerName string `yaml:"server_name"`
+	ServerName string `yaml:"server_name" json:"server_name,omitempty"`
 }
 
 // Webhook body formats.

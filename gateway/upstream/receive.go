@@ -51,8 +51,8 @@ func Subscribe(ctx context.Context, brokerURL, clientID, topic string, handle fu
 		SessionExpiryInterval:         3600,
 		ConnectTimeout:                10 * time.Second,
 		// autopaho's default waits 5 s to 10 min between attempts; a
-		// receiver should be back soon after its broker.
-		ReconnectBackoff: autopaho.NewExponentialBackoff(100*time.Millisecond, 30*time.Second, 500*time.Millisecond, 2),
+		// receiver should be back within a couple of seconds of its broker.
+		ReconnectBackoff: autopaho.NewExponentialBackoff(100*time.Millisecond, 2*time.Second, 500*time.Millisecond, 2),
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			go cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}})
 		},
