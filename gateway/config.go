@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tumbler-iot/tumbler/gateway/api"
 	"github.com/tumbler-iot/tumbler/gateway/checkin"
 	"github.com/tumbler-iot/tumbler/gateway/registrar"
 	"github.com/tumbler-iot/tumbler/gateway/upstream"
@@ -34,6 +35,7 @@ type Config struct {
 	Checkin   checkin.Config        `yaml:"checkin"`
 	Upstream  []upstream.SinkConfig `yaml:"upstream"`
 	Outbox    OutboxConfig          `yaml:"outbox"`
+	Ownership OwnershipConfig       `yaml:"ownership"`
 	Admin     AdminConfig           `yaml:"admin"`
 	Log       LogConfig             `yaml:"log"`
 
@@ -84,10 +86,23 @@ type ESTConfig struct {
 	Validity time.Duration `yaml:"validity"`
 }
 
-// AdminConfig is the local HTTP endpoint (metrics, health).
+// OwnershipConfig tunes the lifecycle operations.
+type OwnershipConfig struct {
+	// TransferPoll is how often pending transfers are checked at the MASA.
+	TransferPoll time.Duration `yaml:"transfer_poll"`
+	// TransferValidity is the default lifetime of a transfer
+	// authorisation.
+	TransferValidity time.Duration `yaml:"transfer_validity"`
+}
+
+// AdminConfig is the admin endpoint: the device API (gateway/api),
+// /metrics, /healthz and /crl.
 type AdminConfig struct {
 	// Listen address; empty disables it. Loopback by default.
 	Listen string `yaml:"listen"`
+	// Tokens, TLS and metrics access (api.Config). Without tokens only
+	// /healthz, /metrics and /crl are served and the device API is off.
+	api.Config `yaml:",inline"`
 }
 
 // LogConfig sets logging.
@@ -106,6 +121,7 @@ func Defaults() Config {
 		EST:       ESTConfig{Validity: 2 * 365 * 24 * time.Hour},
 		Checkin:   checkin.Defaults(),
 		Outbox:    OutboxConfig{MaxRecords: 1_000_000, MaxAge: 30 * 24 * time.Hour, Prune: time.Minute},
+		Ownership: OwnershipConfig{TransferPoll: time.Minute, TransferValidity: 7 * 24 * time.Hour},
 		Admin:     AdminConfig{Listen: "127.0.0.1:8484"},
 		Log:       LogConfig{Level: "info", Format: "console"},
 	}
@@ -206,9 +222,20 @@ func (c Config) Validate() error {
 	if err := validateOutbox(c.Outbox); err != nil {
 		return err
 	}
+	if c.Ownership.TransferPoll <= 0 {
+		return fieldErr("ownership.transfer_poll", "must be positive")
+	}
+	if c.Ownership.TransferValidity < time.Minute {
+		return fieldErr("ownership.transfer_validity", "%v is shorter than a minute", c.Ownership.TransferValidity)
+	}
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 			return fieldErr("admin.listen", "%q is not host:port", c.Admin.Listen)
+		}
+	}
+	if len(c.Admin.Tokens) > 0 || c.Admin.TLSCertFile != "" || c.Admin.TLSKeyFile != "" {
+		if err := c.Admin.Config.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
 	switch c.Log.Level {

@@ -20,9 +20,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tumbler-iot/tumbler/coap"
+	"github.com/tumbler-iot/tumbler/gateway/api"
 	"github.com/tumbler-iot/tumbler/gateway/checkin"
 	"github.com/tumbler-iot/tumbler/gateway/est"
 	"github.com/tumbler-iot/tumbler/gateway/journal"
+	"github.com/tumbler-iot/tumbler/gateway/ownership"
 	"github.com/tumbler-iot/tumbler/gateway/registrar"
 	"github.com/tumbler-iot/tumbler/gateway/store"
 	"github.com/tumbler-iot/tumbler/gateway/upstream"
@@ -48,6 +50,8 @@ type Gateway struct {
 
 	deliverer *upstream.Deliverer // nil without upstream sinks
 	pruner    *pruner
+	owner     *ownership.Manager
+	api       *api.Server // nil without admin tokens
 
 	mu        sync.Mutex
 	joinPorts map[int]bool
@@ -211,7 +215,33 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 			return nil, err
 		}
 	}
-	g.pruner = newPruner(g.store, names, cfg.Outbox, o.log.With().Str("component", "outbox").Logger(), o.reg)
+	var omasa ownership.MASA = noOwnershipMASA{}
+	if m, ok := o.masa.(ownership.MASA); ok {
+		omasa = m
+	}
+	g.owner, err = ownership.New(ctx, ownership.Config{
+		Store: g.store, Journal: g.journal, Checkin: g.checkin, Registrar: g.registrar, MASA: omasa,
+		DomainCA: caCert, DomainCAKey: caKey, MASAURL: cfg.MASA.URL, GatewayID: cfg.ID,
+		TransferPoll: cfg.Ownership.TransferPoll, TransferValidity: cfg.Ownership.TransferValidity,
+		Now: o.now, Log: o.log,
+	})
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.pruner = newPruner(g.store, names, g.owner.DeliverySinks, cfg.Outbox, o.log.With().Str("component", "outbox").Logger(), o.reg)
+	if len(cfg.Admin.Tokens) > 0 {
+		ac := cfg.Admin.Config
+		if ac.TLSCertFile != "" {
+			ac.TLSCertFile, ac.TLSKeyFile = cfg.Path(ac.TLSCertFile), cfg.Path(ac.TLSKeyFile)
+		}
+		g.api, err = api.New(g.owner, ac, api.WithLogger(o.log), api.WithHealth(g.health),
+			api.WithMetricsHandler(promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{})))
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
 
 	mux := coap.NewMux()
 	g.registrar.Register(mux)
@@ -224,7 +254,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 	clientCAs.AddCert(caCert)
 	g.secure, err = coap.NewServer(mux, coap.WithLogger(o.log), coap.WithMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"port": "coaps"}, o.reg)),
 		coap.WithMaxPeers(cfg.Registrar.MaxPeers), coap.WithClock(o.now),
-		coap.WithDTLS(coap.DTLSConfig{Certificate: tlsCert(regChain, regKey), ClientCAs: clientCAs, MTU: cfg.Registrar.MTU}))
+		coap.WithDTLS(coap.DTLSConfig{Certificate: tlsCert(regChain, regKey), ClientCAs: clientCAs, MTU: cfg.Registrar.MTU,
+			VerifyPeer: g.owner.VerifyPeer}))
 	if err != nil {
 		g.Close()
 		return nil, err
@@ -287,6 +318,7 @@ func (g *Gateway) RunServices(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return g.checkin.RunOverdue(ctx) })
 	eg.Go(func() error { return g.pruner.run(ctx) })
+	eg.Go(func() error { return g.owner.Run(ctx) })
 	if g.deliverer != nil {
 		eg.Go(func() error { return g.deliverer.Run(ctx) })
 	}
@@ -365,7 +397,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		if err != nil {
 			return fieldErr("admin.listen", "%v", err)
 		}
-		g.log.Info().Str("admin", ln.Addr().String()).Msg("admin endpoint listening")
+		if g.api != nil {
+			eg.Go(func() error { return g.api.Serve(ctx, ln) })
+			return eg.Wait()
+		}
+		g.log.Warn().Str("admin", ln.Addr().String()).Msg("admin endpoint without admin.tokens: only /healthz, /metrics and /crl; the device API is off")
 		srv := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
 		eg.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -383,20 +419,61 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return eg.Wait()
 }
 
-// AdminHandler serves /metrics (Prometheus) and /healthz.
+// AdminHandler is the admin endpoint: with admin tokens the device API
+// (gateway/api), else /metrics (Prometheus), /healthz and /crl alone.
 func (g *Gateway) AdminHandler() http.Handler {
+	if g.api != nil {
+		return g.api.Handler()
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if _, err := g.store.CountByState(ctx); err != nil {
-			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+		if err := g.health(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("GET /crl", func(w http.ResponseWriter, r *http.Request) {
+		crl, err := g.owner.CRL(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(crl)
+	})
 	return mux
+}
+
+// health checks that the store answers.
+func (g *Gateway) health(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := g.store.CountByState(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// Ownership is the lifecycle service behind the admin API.
+func (g *Gateway) Ownership() *ownership.Manager { return g.owner }
+
+// noOwnershipMASA stands in when the injected MASA client has no
+// ownership extension: lifecycle operations that need the MASA fail.
+type noOwnershipMASA struct{}
+
+func (noOwnershipMASA) RegisterTransfer(context.Context, string, []byte) error {
+	return registrar.ErrMASAUnavailable
+}
+func (noOwnershipMASA) Claim(context.Context, string, []byte) (time.Time, error) {
+	return time.Time{}, registrar.ErrMASAUnavailable
+}
+func (noOwnershipMASA) Object(context.Context, string, []byte) error {
+	return registrar.ErrMASAUnavailable
+}
+func (noOwnershipMASA) AuditLog(context.Context, string, []byte) ([]registrar.AuditEvent, error) {
+	return nil, registrar.ErrMASAUnavailable
 }
 
 // Close stops serving and closes what New opened.

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"crypto/rand"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -105,6 +107,11 @@ func Init(dir string, o InitOptions) (string, error) {
 	if o.AdminListen != "" {
 		cfg.Admin.Listen = o.AdminListen
 	}
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		return "", err
+	}
+	cfg.Admin.Tokens = []string{base64.RawURLEncoding.EncodeToString(tok)}
 	y, err := yaml.Marshal(cfg)
 	if err != nil {
 		return "", err
@@ -118,7 +125,8 @@ func Init(dir string, o InitOptions) (string, error) {
 		return "", err
 	}
 	header := []byte("# Tumbler gateway configuration (written by `tumbler init`).\n" +
-		"# Add the manufacturer CAs whose devices may join under registrar.manufacturers.\n")
+		"# Add the manufacturer CAs whose devices may join under registrar.manufacturers.\n" +
+		"# admin.tokens grant the device API: `tumbler device --token ...` (or TUMBLER_TOKEN).\n")
 	for _, f := range []struct {
 		name string
 		data []byte

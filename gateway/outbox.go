@@ -49,7 +49,7 @@ func (o outboxSource) Park(ctx context.Context, sink string, rec upstream.Record
 	return o.s.OutboxPark(ctx, sink, rec.Seq, reason)
 }
 
-func (o outboxSource) Notify() <-chan struct{} { return o.s.RecordsCommitted() }
+func (o outboxSource) Notify() <-chan struct{} { c, _ := o.s.SubscribeRecords(); return c }
 
 func (o outboxSource) Backlog(ctx context.Context, sink string) (int, time.Time, error) {
 	return o.s.OutboxBacklog(ctx, sink)
@@ -59,14 +59,15 @@ func (o outboxSource) Backlog(ctx context.Context, sink string) (int, time.Time,
 type pruner struct {
 	s       *store.Store
 	sinks   []string
+	extra   func(context.Context) ([]string, error) // delegate sinks still delivering
 	cfg     OutboxConfig
 	log     zerolog.Logger
 	dropped *prometheus.CounterVec
 	removed prometheus.Counter
 }
 
-func newPruner(s *store.Store, sinks []string, cfg OutboxConfig, log zerolog.Logger, reg prometheus.Registerer) *pruner {
-	p := &pruner{s: s, sinks: sinks, cfg: cfg, log: log,
+func newPruner(s *store.Store, sinks []string, extra func(context.Context) ([]string, error), cfg OutboxConfig, log zerolog.Logger, reg prometheus.Registerer) *pruner {
+	p := &pruner{s: s, sinks: sinks, extra: extra, cfg: cfg, log: log,
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "tumbler", Subsystem: "outbox", Name: "dropped_total",
 			Help: "Records dropped from delivery to a sink by the outbox bounds before that sink delivered them.",
@@ -98,7 +99,15 @@ func (p *pruner) run(ctx context.Context) error {
 }
 
 func (p *pruner) prune(ctx context.Context) error {
-	res, err := p.s.PruneOutbox(ctx, p.sinks, store.Retention{MaxRecords: p.cfg.MaxRecords, MaxAge: p.cfg.MaxAge})
+	sinks := p.sinks
+	if p.extra != nil {
+		more, err := p.extra(ctx)
+		if err != nil {
+			return err
+		}
+		sinks = append(append([]string(nil), sinks...), more...)
+	}
+	res, err := p.s.PruneOutbox(ctx, sinks, store.Retention{MaxRecords: p.cfg.MaxRecords, MaxAge: p.cfg.MaxAge})
 	if err != nil {
 		return err
 	}

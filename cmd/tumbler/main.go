@@ -29,7 +29,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(initCmd(), gatewayCmd(), masaCmd(), testbedCmd(), moteCmd(), recordCmd(), outboxCmd())
+	root.AddCommand(initCmd(), gatewayCmd(), masaCmd(), testbedCmd(), moteCmd(), recordCmd(), outboxCmd(), deviceCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
