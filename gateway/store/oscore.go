@@ -29,6 +29,7 @@ type OSCOREContext struct {
 
 var (
 	qDeleteOSCORE = w(`DELETE FROM oscore_contexts WHERE device = ?`)
+	qStopSchedule = w(`UPDATE checkins SET due_at = NULL, overdue_at = NULL WHERE device = ?`)
 	qInsertOSCORE = w(`INSERT INTO oscore_contexts (device, kid, gateway_id, master_secret, master_salt, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
 	qReplayGet    = w(`SELECT replay_high, replay_bitmap FROM checkins WHERE device = ?`)
 	qReplaySet    = w(`UPDATE checkins SET replay_high = ?, replay_bitmap = ? WHERE device = ?`)
@@ -109,10 +110,17 @@ func (t *Tx) NextKID() ([]byte, error) {
 	return kid, nil
 }
 
-// DeleteOSCOREContext removes a device's context (reset, decommission).
+// DeleteOSCOREContext removes a device's context (reset, decommission,
+// transfer) and stops expecting its check-ins: a device without a context
+// cannot check in, so it is not overdue until it has one again.
 func (t *Tx) DeleteOSCOREContext(dev DeviceID) error {
-	_, err := t.exec(qDeleteOSCORE, dev[:])
-	return err
+	if _, err := t.exec(qDeleteOSCORE, dev[:]); err != nil {
+		return fmt.Errorf("store: delete context: %w", err)
+	}
+	if _, err := t.exec(qStopSchedule, dev[:]); err != nil {
+		return fmt.Errorf("store: stop schedule: %w", err)
+	}
+	return nil
 }
 
 var qOSCOREByKID = r(oscoreQuery + ` WHERE o.kid = ?`)

@@ -252,7 +252,8 @@ func (m *MASA) RequestVoucher(ctx context.Context, body []byte, clientCert *x509
 			if m.policy != FirstClaim || len(prev) == 0 || prev[len(prev)-1].DomainID == rr.domainID {
 				return nil
 			}
-			grantKind, g = m.own.grantFor(serial, hex.EncodeToString(newOwner[:]), now)
+			dev := pki.DeviceID(rr.idevid)
+			grantKind, g = m.own.grantFor(serial, hex.EncodeToString(dev[:]), hex.EncodeToString(newOwner[:]), now)
 			if g == nil {
 				return fmt.Errorf("masa: %w: %s, and no transfer authorization or repossession claim for this domain", ErrOwned, serial)
 			}

@@ -46,6 +46,7 @@ type ownEvent struct {
 	Serial      string    `json:"serial"`
 	Hash        string    `json:"hash,omitempty"`      // authorisation or order hash, hex
 	NewOwner    string    `json:"new_owner,omitempty"` // SHA-256 of the new owner's domain CA SPKI, hex
+	Device      string    `json:"device,omitempty"`    // transfers: the device id (SHA-256 of its IDevID), hex
 	NotAfter    time.Time `json:"not_after,omitzero"`
 	NoticeUntil time.Time `json:"notice_until,omitzero"`
 	At          time.Time `json:"at"`
@@ -56,6 +57,7 @@ type ownEvent struct {
 type grant struct {
 	hash        string
 	newOwner    string
+	device      string    // authorisations: the device id they name
 	notAfter    time.Time // authorisations
 	noticeUntil time.Time // claims
 	objected    bool
@@ -109,7 +111,7 @@ func openOwnership(path string) (*ownership, error) {
 func (o *ownership) apply(e ownEvent) {
 	switch e.Kind {
 	case "transfer":
-		o.transfers[e.Serial] = append(o.transfers[e.Serial], &grant{hash: e.Hash, newOwner: e.NewOwner, notAfter: e.NotAfter})
+		o.transfers[e.Serial] = append(o.transfers[e.Serial], &grant{hash: e.Hash, newOwner: e.NewOwner, device: e.Device, notAfter: e.NotAfter})
 	case "transfer-used":
 		for _, g := range o.transfers[e.Serial] {
 			if g.hash == e.Hash {
@@ -154,14 +156,16 @@ func (o *ownership) close() error {
 	return o.f.Close()
 }
 
-// grantFor finds an unused grant for serial to the domain whose CA SPKI
-// hash is newOwner, valid at now: a transfer authorisation first, then a
-// repossession claim whose notice period passed without objection.
-func (o *ownership) grantFor(serial, newOwner string, now time.Time) (kind string, g *grant) {
+// grantFor finds an unused grant for the device (serial, and device id:
+// the SHA-256 of the IDevID it presented) to the domain whose CA SPKI hash
+// is newOwner, valid at now: a transfer authorisation naming that device
+// first, then a repossession claim whose notice period passed without
+// objection.
+func (o *ownership) grantFor(serial, device, newOwner string, now time.Time) (kind string, g *grant) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, t := range o.transfers[serial] {
-		if t.newOwner == newOwner && !t.used && now.Before(t.notAfter) {
+		if t.newOwner == newOwner && t.device == device && !t.used && now.Before(t.notAfter) {
 			return "transfer", t
 		}
 	}
@@ -240,7 +244,7 @@ func (m *MASA) RegisterTransfer(body []byte, clientCert *x509.Certificate) (*tra
 		}
 	}
 	if err := m.own.record(ownEvent{Kind: "transfer", Serial: a.Serial, Hash: hex.EncodeToString(a.Hash[:]),
-		NewOwner: hex.EncodeToString(a.NewOwner[:]), NotAfter: a.NotAfter, At: now}); err != nil {
+		NewOwner: hex.EncodeToString(a.NewOwner[:]), Device: hex.EncodeToString(a.Device[:]), NotAfter: a.NotAfter, At: now}); err != nil {
 		return nil, err
 	}
 	m.log.Info().Str("serial", a.Serial).Str("authorization", hex.EncodeToString(a.Hash[:8])).Time("not_after", a.NotAfter).Msg("transfer authorized")
