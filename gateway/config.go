@@ -93,6 +93,9 @@ type OwnershipConfig struct {
 	// TransferValidity is the default lifetime of a transfer
 	// authorisation.
 	TransferValidity time.Duration `yaml:"transfer_validity"`
+	// DelegationPoll is how often delegations are ended at their time (a
+	// delegation ends at most this long after it).
+	DelegationPoll time.Duration `yaml:"delegation_poll"`
 }
 
 // AdminConfig is the admin endpoint: the device API (gateway/api),
@@ -121,7 +124,7 @@ func Defaults() Config {
 		EST:       ESTConfig{Validity: 2 * 365 * 24 * time.Hour},
 		Checkin:   checkin.Defaults(),
 		Outbox:    OutboxConfig{MaxRecords: 1_000_000, MaxAge: 30 * 24 * time.Hour, Prune: time.Minute},
-		Ownership: OwnershipConfig{TransferPoll: time.Minute, TransferValidity: 7 * 24 * time.Hour},
+		Ownership: OwnershipConfig{TransferPoll: time.Minute, TransferValidity: 7 * 24 * time.Hour, DelegationPoll: 5 * time.Second},
 		Admin:     AdminConfig{Listen: "127.0.0.1:8484"},
 		Log:       LogConfig{Level: "info", Format: "console"},
 	}
@@ -224,6 +227,9 @@ func (c Config) Validate() error {
 	}
 	if c.Ownership.TransferPoll <= 0 {
 		return fieldErr("ownership.transfer_poll", "must be positive")
+	}
+	if c.Ownership.DelegationPoll <= 0 {
+		return fieldErr("ownership.delegation_poll", "must be positive")
 	}
 	if c.Ownership.TransferValidity < time.Minute {
 		return fieldErr("ownership.transfer_validity", "%v is shorter than a minute", c.Ownership.TransferValidity)

@@ -223,7 +223,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 		Store: g.store, Journal: g.journal, Checkin: g.checkin, Registrar: g.registrar, MASA: omasa,
 		DomainCA: caCert, DomainCAKey: caKey, MASAURL: cfg.MASA.URL, GatewayID: cfg.ID,
 		TransferPoll: cfg.Ownership.TransferPoll, TransferValidity: cfg.Ownership.TransferValidity,
-		Now: o.now, Log: o.log,
+		DelegationPoll: cfg.Ownership.DelegationPoll,
+		Now:            o.now, Log: o.log,
 	})
 	if err != nil {
 		g.Close()
@@ -397,26 +398,31 @@ func (g *Gateway) Run(ctx context.Context) error {
 		if err != nil {
 			return fieldErr("admin.listen", "%v", err)
 		}
-		if g.api != nil {
-			eg.Go(func() error { return g.api.Serve(ctx, ln) })
-			return eg.Wait()
-		}
-		g.log.Warn().Str("admin", ln.Addr().String()).Msg("admin endpoint without admin.tokens: only /healthz, /metrics and /crl; the device API is off")
-		srv := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-		eg.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-		eg.Go(func() error {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
+		eg.Go(func() error { return g.ServeAdmin(ctx, ln) })
 	}
 	return eg.Wait()
+}
+
+// ServeAdmin serves the admin endpoint (AdminHandler) on ln until ctx
+// ends; it owns ln.
+func (g *Gateway) ServeAdmin(ctx context.Context, ln net.Listener) error {
+	if g.api != nil {
+		return g.api.Serve(ctx, ln)
+	}
+	g.log.Warn().Str("admin", ln.Addr().String()).Msg("admin endpoint without admin.tokens: only /healthz, /metrics and /crl; the device API is off")
+	srv := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	return err
 }
 
 // AdminHandler is the admin endpoint: with admin tokens the device API

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tumbler-iot/tumbler/gateway"
+	"github.com/tumbler-iot/tumbler/gateway/api"
 	"github.com/tumbler-iot/tumbler/gateway/upstream"
 	"github.com/tumbler-iot/tumbler/testbed/masa"
 )
@@ -30,11 +31,16 @@ type Lab struct {
 	// CoAP is the gateway's plain CoAP (discovery) address, CoAPS its
 	// DTLS registrar address.
 	CoAP, CoAPS net.Addr
+	// Admin is the admin API's base URL, API a client of it with the
+	// admin token.
+	Admin string
+	API   *api.Client
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
+	ownMASA bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	errs    []error
 }
 
 // LabOptions tune StartLab.
@@ -46,6 +52,17 @@ type LabOptions struct {
 	GatewayOptions []gateway.Option
 	// Upstream are the gateway's upstream sinks.
 	Upstream []upstream.SinkConfig
+	// SharedMASA makes this lab's gateway use another lab's MASA (and
+	// trust its manufacturer CA) instead of starting its own: two owners,
+	// one manufacturer.
+	SharedMASA *Lab
+	// MASAConfig adjusts the MASA's configuration before it starts.
+	MASAConfig func(*masa.Config)
+	// Domain and ID name the gateway's domain and the gateway
+	// (default "Testbed Domain", "testbed").
+	Domain, ID string
+	// Configure adjusts the gateway's configuration before it starts.
+	Configure func(*gateway.Config)
 }
 
 // StartLab creates a MASA and a gateway under dir (which must be empty or
@@ -64,32 +81,23 @@ func StartLab(ctx context.Context, dir string, o LabOptions) (*Lab, error) {
 		}
 	}()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	masaDir := filepath.Join(dir, "masa")
+	if o.SharedMASA != nil {
+		l.MASA, masaDir = o.SharedMASA.MASA, o.SharedMASA.MASADir()
+	} else if err := l.startMASA(ctx, masaDir, o); err != nil {
 		return nil, err
 	}
-	mcfgPath, err := masa.Init(filepath.Join(dir, "masa"), ln.Addr().String(), nil, time.Now())
-	if err != nil {
-		ln.Close()
-		return nil, err
+	if o.Domain == "" {
+		o.Domain = "Testbed Domain"
 	}
-	mcfg, err := masa.LoadConfig(mcfgPath)
-	if err != nil {
-		ln.Close()
-		return nil, err
+	if o.ID == "" {
+		o.ID = "testbed"
 	}
-	m, tlsCert, err := masa.Open(mcfg, masa.WithLogger(o.Log))
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	l.MASA = m
-	l.goServe(func() error { return m.ServeTLS(ctx, ln, tlsCert) })
-
-	mfr, _ := filepath.Abs(filepath.Join(dir, "masa", masa.FileCA))
+	mfr, _ := filepath.Abs(filepath.Join(masaDir, masa.FileCA))
+	var err error
 	l.ConfigPath, err = gateway.Init(filepath.Join(dir, "gateway"), gateway.InitOptions{
-		Domain: "Testbed Domain", ID: "testbed", Manufacturers: []string{mfr}, MASACA: mfr,
-		Listen: "127.0.0.1:0",
+		Domain: o.Domain, ID: o.ID, Manufacturers: []string{mfr}, MASACA: mfr, MASAURL: l.MASA.URL(),
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
 	})
 	if err != nil {
 		return nil, err
@@ -101,9 +109,15 @@ func StartLab(ctx context.Context, dir string, o LabOptions) (*Lab, error) {
 	if o.Policy != "" {
 		cfg.Registrar.Policy = o.Policy
 	}
-	// Time may run fast (TimeScale): look for missed check-ins often.
+	// Time may run fast (TimeScale): look for missed check-ins often, and
+	// for finished transfers.
 	cfg.Checkin.Poll = 200 * time.Millisecond
+	cfg.Ownership.TransferPoll = 200 * time.Millisecond
+	cfg.Ownership.DelegationPoll = 200 * time.Millisecond
 	cfg.Upstream = o.Upstream
+	if o.Configure != nil {
+		o.Configure(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -125,9 +139,52 @@ func StartLab(ctx context.Context, dir string, o LabOptions) (*Lab, error) {
 	l.goServe(func() error { defer secure.Close(); return gw.ServeDTLS(ctx, secure) })
 	l.goServe(func() error { defer plain.Close(); return gw.ServeCoAP(ctx, plain) })
 	l.goServe(func() error { return gw.RunServices(ctx) })
+	admin, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	l.Admin = "http://" + admin.Addr().String()
+	l.goServe(func() error { return gw.ServeAdmin(ctx, admin) })
+	if len(cfg.Admin.Tokens) > 0 {
+		if l.API, err = api.NewClient(l.Admin, cfg.Admin.Tokens[0]); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return l, nil
 }
+
+// startMASA creates and starts the lab's own MASA in dir.
+func (l *Lab) startMASA(ctx context.Context, dir string, o LabOptions) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	mcfgPath, err := masa.Init(dir, ln.Addr().String(), nil, time.Now())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	mcfg, err := masa.LoadConfig(mcfgPath)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if o.MASAConfig != nil {
+		o.MASAConfig(&mcfg)
+	}
+	m, tlsCert, err := masa.Open(mcfg, masa.WithLogger(o.Log))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	l.MASA, l.ownMASA = m, true
+	l.goServe(func() error { return m.ServeTLS(ctx, ln, tlsCert) })
+	return nil
+}
+
+// MASADir is the directory of the lab's MASA (its manufacturer CA).
+func (l *Lab) MASADir() string { return filepath.Join(l.Dir, "masa") }
 
 func (l *Lab) goServe(f func() error) {
 	l.wg.Add(1)
@@ -172,7 +229,10 @@ func (l *Lab) Close() error {
 		errs = append(errs, l.Gateway.Close())
 	}
 	l.wg.Wait()
-	if l.MASA != nil {
+	if l.API != nil {
+		l.API.CloseIdleConnections()
+	}
+	if l.MASA != nil && l.ownMASA {
 		errs = append(errs, l.MASA.Close())
 	}
 	l.mu.Lock()

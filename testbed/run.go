@@ -26,6 +26,8 @@ import (
 
 // Options describe a testbed run.
 type Options struct {
+	// Scenario is "" (onboard, check in) or ScenarioLifecycle.
+	Scenario string
 	// Motes is how many simulated devices onboard.
 	Motes int
 	// Seed makes a run replayable: it names the devices and orders their
@@ -61,6 +63,7 @@ type Options struct {
 
 // Report is the testbed's JSON report.
 type Report struct {
+	Scenario        string         `json:"scenario,omitempty"`
 	Motes           int            `json:"motes"`
 	Onboarded       int            `json:"onboarded"`
 	Failed          int            `json:"failed"`
@@ -81,6 +84,8 @@ type Report struct {
 	Parked          map[string]int `json:"parked,omitempty"`
 	RecordsByType   map[string]int `json:"records_by_type,omitempty"`
 	Failures        []Failure      `json:"failures,omitempty"`
+	// Lifecycle is the lifecycle scenario's outcome.
+	Lifecycle *LifecycleReport `json:"lifecycle,omitempty"`
 }
 
 // Failure is one mote that did not onboard.
@@ -124,6 +129,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if o.TimeScale <= 0 {
 		o.TimeScale = 7 * 24 * 3600
+	}
+	switch o.Scenario {
+	case "":
+	case ScenarioLifecycle:
+		return runLifecycle(ctx, o, dir)
+	default:
+		return nil, fmt.Errorf("testbed: scenario: %q is not %q", o.Scenario, ScenarioLifecycle)
 	}
 	clock := scaledClock(o.TimeScale)
 	var sinks []upstream.SinkConfig
@@ -291,7 +303,7 @@ func onboardOne(ctx context.Context, lab *Lab, r *moteResult, o Options) (*mote.
 	for round := range o.Checkins {
 		r.sent++
 		t0 := time.Now()
-		due, err := k.CheckIn(ctx, mote.Status{Uptime: uint64(round) * 604800, Firmware: "1.0.0", Battery: &battery, Reboots: 1})
+		ans, err := k.CheckIn(ctx, mote.Status{Uptime: uint64(round) * 604800, Firmware: "1.0.0", Battery: &battery, Reboots: 1})
 		if err != nil {
 			return enr, t, fmt.Errorf("check-in %d: %w", round+1, err)
 		}
@@ -300,7 +312,7 @@ func onboardOne(ctx context.Context, lab *Lab, r *moteResult, o Options) (*mote.
 		battery--
 		if round+1 < o.Checkins {
 			select {
-			case <-time.After(time.Duration(float64(due) / o.TimeScale)):
+			case <-time.After(time.Duration(float64(ans.Due) / o.TimeScale)):
 			case <-ctx.Done():
 				return enr, t, ctx.Err()
 			}

@@ -56,10 +56,14 @@ type Config struct {
 	// TransferValidity is the default lifetime of an authorisation
 	// (default 7 days).
 	TransferValidity time.Duration
-	Now              func() time.Time
-	Rand             io.Reader
-	Log              zerolog.Logger
-	SinkOptions      []upstream.SinkOption
+	// DelegationPoll is how often delegations are ended at their time and
+	// their deliverers stopped once done (default DelegationPoll; at most
+	// TransferPoll).
+	DelegationPoll time.Duration
+	Now            func() time.Time
+	Rand           io.Reader
+	Log            zerolog.Logger
+	SinkOptions    []upstream.SinkOption
 }
 
 // Manager implements Service for one gateway.
@@ -93,6 +97,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.TransferPoll <= 0 {
 		cfg.TransferPoll = time.Minute
 	}
+	if cfg.DelegationPoll <= 0 {
+		cfg.DelegationPoll = DelegationPoll
+	}
 	if cfg.TransferValidity <= 0 {
 		cfg.TransferValidity = 7 * 24 * time.Hour
 	}
@@ -114,7 +121,10 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return m.reset(ctx, dev, record.ResetByOperator, "")
 	})
 	cfg.Registrar.SetAfterEnroll(m.afterEnroll)
-	cfg.Registrar.SetOnReset(func(id store.DeviceID) { m.forget(context.Background(), id) })
+	cfg.Registrar.SetOnReset(func(id store.DeviceID, revoked [][]byte) {
+		m.revoke(revoked)
+		m.forget(context.Background(), id)
+	})
 	return m, nil
 }
 
@@ -622,13 +632,13 @@ func (m *Manager) Parked(ctx context.Context, sink string) ([]ParkedView, error)
 // ends delegations at their time and runs their deliverers, until ctx
 // ends.
 //
-// Delegations are looked at every DelegationPoll (at most TransferPoll),
-// so one ends at most that long after its time.
+// Delegations are looked at every Config.DelegationPoll (at most
+// TransferPoll), so one ends at most that long after its time.
 func (m *Manager) Run(ctx context.Context) error {
 	m.delMu.Lock()
 	m.runCtx = ctx
 	m.delMu.Unlock()
-	t := time.NewTicker(min(m.cfg.TransferPoll, DelegationPoll))
+	t := time.NewTicker(min(m.cfg.TransferPoll, m.cfg.DelegationPoll))
 	defer t.Stop()
 	defer m.stopDeliverers()
 	var lastTransfers time.Time
@@ -650,8 +660,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-// DelegationPoll is how often Run ends expired delegations and stops
-// deliverers that reached their end.
+// DelegationPoll is the default of Config.DelegationPoll.
 const DelegationPoll = 5 * time.Second
 
 // checkTransfers looks at each pending transfer in the MASA's audit log

@@ -88,11 +88,11 @@ type Registrar struct {
 	afterEnroll func(ctx context.Context, id store.DeviceID, serial string) error
 	// onReset runs after a device reset itself (the gateway forgets its
 	// cached check-in state and revoked certificates).
-	onReset func(id store.DeviceID)
+	onReset func(id store.DeviceID, revoked [][]byte)
 }
 
 // SetOnReset sets a function called after a device-side reset committed.
-func (r *Registrar) SetOnReset(f func(id store.DeviceID)) { r.onReset = f }
+func (r *Registrar) SetOnReset(f func(id store.DeviceID, revoked [][]byte)) { r.onReset = f }
 
 // SetAfterEnroll sets a function called after each initial enrollment
 // committed; its error is logged (the enrollment stands).

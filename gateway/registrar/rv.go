@@ -171,7 +171,7 @@ func (r *Registrar) deviceReset(ctx context.Context, pl *pledge, apply func(*sto
 	}
 	r.log.Warn().Str("serial", pl.serial).Int("revoked", len(body.Revoked)).Msg("enrolled device onboarding again: reset on the device")
 	if r.onReset != nil {
-		r.onReset(pl.id)
+		r.onReset(pl.id, body.Revoked)
 	}
 	return nil
 }

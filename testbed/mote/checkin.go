@@ -96,9 +96,29 @@ func (p *Pledge) NewChecker(ctx context.Context, addr net.Addr, oc *oscore.Conte
 // Close closes the client.
 func (k *Checker) Close() error { return k.c.Close() }
 
+// Answer is the gateway's answer to a check-in.
+type Answer struct {
+	// Due is when the next check-in is due.
+	Due time.Duration
+	// Action is what the owner asks of the device: "" (nothing),
+	// "rebootstrap" (onboard again, to Registrar if given, keeping the
+	// current credentials until the new enrollment completes) or "reset"
+	// (the gateway has revoked the device's credentials: forget them and
+	// onboard again).
+	Action string
+	// Registrar is a hint, a coaps:// URI, for "rebootstrap".
+	Registrar string
+}
+
+// Actions a check-in answer may carry.
+const (
+	ActionRebootstrap = "rebootstrap"
+	ActionReset       = "reset"
+)
+
 // CheckIn sends one check-in (POST /ci inside OSCORE, CF 60) and returns
-// when the next one is due, as the gateway said.
-func (k *Checker) CheckIn(ctx context.Context, s Status) (time.Duration, error) {
+// the gateway's answer: when the next one is due, and any action.
+func (k *Checker) CheckIn(ctx context.Context, s Status) (Answer, error) {
 	m := map[uint64]any{1: s.Uptime, 2: s.Firmware, 4: s.Reboots}
 	if s.Battery != nil {
 		m[3] = *s.Battery
@@ -110,18 +130,27 @@ func (k *Checker) CheckIn(ctx context.Context, s Status) (time.Duration, error) 
 	}
 	payload, err := cose.Marshal(m)
 	if err != nil {
-		return 0, err
+		return Answer{}, err
 	}
 	resp, err := k.oc.Do(ctx, k.c, &coap.Request{Method: codes.POST, Path: pathCheckin, ContentFormat: coap.FormatCBOR, Accept: coap.FormatNone, Payload: payload})
 	if err != nil {
-		return 0, err
+		return Answer{}, err
 	}
 	if resp.Code != codes.Changed {
-		return 0, &StepError{Step: "checkin", Code: resp.Code, Diagnostic: string(resp.Payload), Err: ErrCheckin}
+		return Answer{}, &StepError{Step: "checkin", Code: resp.Code, Diagnostic: string(resp.Payload), Err: ErrCheckin}
 	}
-	var due map[int]uint64
-	if err := cbor.Unmarshal(resp.Payload, &due); err != nil || due[1] == 0 {
-		return 0, &StepError{Step: "checkin", Err: fmt.Errorf("%w: response is not {1: seconds}", ErrCheckin)}
+	var a struct {
+		Due       uint64 `cbor:"1,keyasint"`
+		Action    string `cbor:"2,keyasint,omitempty"`
+		Registrar string `cbor:"3,keyasint,omitempty"`
 	}
-	return time.Duration(due[1]) * time.Second, nil
+	if err := cbor.Unmarshal(resp.Payload, &a); err != nil || a.Due == 0 {
+		return Answer{}, &StepError{Step: "checkin", Err: fmt.Errorf("%w: response is not {1: seconds, ?2: action, ?3: registrar}", ErrCheckin)}
+	}
+	switch a.Action {
+	case "", ActionRebootstrap, ActionReset:
+	default:
+		return Answer{}, &StepError{Step: "checkin", Err: fmt.Errorf("%w: unknown action %q", ErrCheckin, a.Action)}
+	}
+	return Answer{Due: time.Duration(a.Due) * time.Second, Action: a.Action, Registrar: a.Registrar}, nil
 }
