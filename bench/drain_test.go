@@ -125,4 +125,3 @@ func BenchmarkDrainMosquitto(b *testing.B) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
 	b.ReportMetric(elapsed.Seconds(), "drain-s")
 }
-

@@ -704,7 +704,43 @@ func (l *lifecycle) deviceReset(ctx context.Context, m *lifeMote) {
 			err = errors.New("A has no reset record")
 		}
 	}
-	l.step("device-reset", m.serial, t0, err, "reset on the device and onboarded again; A revoked the old LDevID and recorded reset (initiator device)")
+	if !l.step("device-reset", m.serial, t0, err, "reset on the device and onboarded again; A revoked the old LDevID and recorded reset (initiator device)") {
+		return
+	}
+	l.objection(ctx, m)
+}
+
+// objection: B claims a device A still has; A objects during the notice,
+// and the claim never matures.
+func (l *lifecycle) objection(ctx context.Context, m *lifeMote) {
+	t0 := time.Now()
+	ownerB := transfer.SPKIHash(l.b.Gateway.DomainCA())
+	order, err := transfer.SignOrder(rand.Reader, l.ra, &transfer.Order{Serial: m.serial, NewOwner: ownerB, IssuedAt: time.Now(), Reason: "disputed"})
+	if err != nil {
+		l.step("objection", m.serial, t0, err, "")
+		return
+	}
+	res, err := l.b.API.Repossess(ctx, ownership.RepossessRequest{Serial: m.serial, QRSecret: hex.EncodeToString(l.a.MASA.LabelSecret(m.serial)), Order: order})
+	if err == nil {
+		_, err = l.a.API.Object(ctx, m.idHex)
+	}
+	if !l.step("objection", m.serial, t0, err, "B claimed the device; A, its owner, objected within the notice") {
+		return
+	}
+	select {
+	case <-time.After(time.Until(res.NoticeUntil) + 100*time.Millisecond):
+	case <-ctx.Done():
+		return
+	}
+	t1 := time.Now()
+	_, err = m.dev.Join(ctx, mote.Network{CoAP: l.b.CoAP})
+	var se *mote.StepError
+	if errors.As(err, &se) && se.Code == codes.Forbidden {
+		err = nil
+	} else {
+		err = fmt.Errorf("B's voucher request after an objection: want 4.03, got %v", err)
+	}
+	l.step("objection-upheld", m.serial, t1, err, "after the notice the MASA still refuses B: the device stays with A")
 }
 
 // decommission: A decommissions the device; its check-ins and a new

@@ -50,7 +50,7 @@ func TestLifecycleScenario(t *testing.T) {
 	}
 	for _, step := range []string{"transfer-complete", "old-owner-checkin-refused", "old-owner-dtls-refused", "old-owner-operation-refused",
 		"repossess-enroll", "repossess-during-notice-refused", "reset", "device-reset", "decommission-onboard-refused",
-		"decommission-checkin-refused", "readmit", "delegate-end"} {
+		"decommission-checkin-refused", "readmit", "delegate-end", "objection", "objection-upheld"} {
 		if want[step] == 0 {
 			t.Errorf("step %s missing", step)
 		}

@@ -58,7 +58,7 @@ status and the API's error and exits non-zero.`,
 	pf.DurationVar(&f.timeout, "timeout", time.Minute, "bound on the API call")
 	cmd.AddCommand(
 		deviceListCmd(f), deviceShowCmd(f), deviceExpectCmd(f), deviceTransferCmd(f),
-		deviceRepossessCmd(f), deviceResetCmd(f), deviceDecommissionCmd(f), deviceReadmitCmd(f),
+		deviceRepossessCmd(f), deviceResetCmd(f), deviceDecommissionCmd(f), deviceReadmitCmd(f), deviceObjectCmd(f),
 		deviceDelegateCmd(f), deviceUndelegateCmd(f), deviceParkedCmd(f),
 	)
 	return cmd
@@ -357,6 +357,25 @@ func deviceReadmitCmd(f *deviceFlags) *cobra.Command {
 				}
 				return f.print(cmd, ack, func(w io.Writer) {
 					fmt.Fprintf(w, "%s readmitted\n", ack.Device)
+				})
+			})
+		},
+	}
+}
+
+func deviceObjectCmd(f *deviceFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "object ID",
+		Short: "Object, as the device's owner, to a repossession claim on it (during the MASA's notice period)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.run(cmd, "object "+args[0], func(ctx context.Context, c *api.Client) error {
+				ack, err := c.Object(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return f.print(cmd, ack, func(w io.Writer) {
+					fmt.Fprintf(w, "%s: objection registered with the MASA; the claim will not mature\n", ack.Device)
 				})
 			})
 		},

@@ -203,6 +203,13 @@ func (c *Client) Readmit(ctx context.Context, id string) (Ack, error) {
 	return out, err
 }
 
+// Object calls POST /api/devices/{id}/object.
+func (c *Client) Object(ctx context.Context, id string) (Ack, error) {
+	var out Ack
+	err := c.call(ctx, http.MethodPost, devicePath(id, "/object"), nil, struct{}{}, &out)
+	return out, err
+}
+
 // Delegate calls POST /api/devices/{id}/delegations. The result's token
 // is shown once.
 func (c *Client) Delegate(ctx context.Context, id string, r ownership.DelegateRequest) (ownership.DelegateResult, error) {

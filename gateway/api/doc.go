@@ -14,6 +14,7 @@
 //	POST   /api/devices/{id}/reset                         admin       202 Ack (pending), 200 when immediate
 //	POST   /api/devices/{id}/decommission                  admin       200 Ack
 //	POST   /api/devices/{id}/readmit                       admin       200 Ack
+//	POST   /api/devices/{id}/object                        admin       200 Ack
 //	POST   /api/devices/{id}/delegations                   admin       201 ownership.DelegateResult, Location
 //	DELETE /api/devices/{id}/delegations/{delegation}      admin       200 Ack
 //	GET    /api/parked?sink=S                              admin       200 ParkedList
@@ -24,7 +25,7 @@
 // Request bodies are the request types of package ownership. Device ids
 // are the 64 hex digits of the SHA-256 of the IDevID (either case; the
 // service sees lower case). The bodies of reset and decommission are
-// optional (absent: the zero request); readmit takes none or {}.
+// optional (absent: the zero request); readmit and object take none or {}.
 //
 // # Authentication
 //

@@ -222,6 +222,16 @@ func (f *fakeService) Decommission(_ context.Context, id string, r ownership.Dec
 	return nil
 }
 
+func (f *fakeService) Object(_ context.Context, id string) error {
+	if err := f.begin("Object", id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.device(id)
+	return err
+}
+
 func (f *fakeService) Readmit(_ context.Context, id string) error {
 	if err := f.begin("Readmit", id); err != nil {
 		return err

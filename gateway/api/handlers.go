@@ -40,6 +40,7 @@ const (
 	ActionReset         = "reset"
 	ActionDecommission  = "decommission"
 	ActionReadmit       = "readmit"
+	ActionObject        = "object"
 	ActionEndDelegation = "end-delegation"
 )
 
@@ -188,6 +189,23 @@ func (s *Server) readmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, Ack{Device: id, Action: ActionReadmit})
+	return nil
+}
+
+// object: POST /api/devices/{id}/object (no body, or {})
+func (s *Server) object(w http.ResponseWriter, r *http.Request) error {
+	id, err := deviceID(r)
+	if err != nil {
+		return err
+	}
+	var none struct{}
+	if err := decodeBody(w, r, &none, true); err != nil {
+		return err
+	}
+	if err := s.svc.Object(r.Context(), id); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, Ack{Device: id, Action: ActionObject})
 	return nil
 }
 

@@ -100,6 +100,7 @@ func (s *Server) routes(publicMetrics bool) *http.ServeMux {
 	m.Handle("POST /api/devices/{id}/reset", s.adminOnly(s.reset))
 	m.Handle("POST /api/devices/{id}/decommission", s.adminOnly(s.decommission))
 	m.Handle("POST /api/devices/{id}/readmit", s.adminOnly(s.readmit))
+	m.Handle("POST /api/devices/{id}/object", s.adminOnly(s.object))
 	m.Handle("POST /api/devices/{id}/delegations", s.adminOnly(s.delegate))
 	m.Handle("DELETE /api/devices/{id}/delegations/{delegation}", s.adminOnly(s.endDelegation))
 	m.Handle("GET /api/parked", s.adminOnly(s.parked))

@@ -424,6 +424,34 @@ func (m *Manager) Repossess(ctx context.Context, r RepossessRequest) (RepossessR
 	return RepossessResult{NoticeUntil: until.UTC()}, nil
 }
 
+// Object implements Service.
+func (m *Manager) Object(ctx context.Context, id string) error {
+	dev, err := m.device(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !enrolled(dev.State) {
+		return fmt.Errorf("%w: device is %s", ErrConflict, dev.State)
+	}
+	idevid, err := x509.ParseCertificate(dev.IDevID)
+	if err != nil {
+		return err
+	}
+	masaURL, err := m.cfg.Registrar.MASAURLFor(idevid)
+	if err != nil {
+		return fmt.Errorf("%w: no MASA for this device", ErrUnavailable)
+	}
+	obj, err := transfer.SignObjection(m.cfg.Rand, m.cfg.Registrar.Key(), m.cfg.Registrar.Chain(), dev.Serial, m.cfg.Now())
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.MASA.Object(ctx, masaURL, obj); err != nil {
+		return masaError(err)
+	}
+	m.cfg.Log.Warn().Str("serial", dev.Serial).Msg("objected to a repossession claim")
+	return nil
+}
+
 // afterEnroll records a transfer in or a repossession when an expected
 // device with an authorisation or order enrolls.
 func (m *Manager) afterEnroll(ctx context.Context, id store.DeviceID, serial string) error {

@@ -35,6 +35,9 @@ type Service interface {
 	// (the device label's QR secret) and an order from a recovery
 	// authority the MASA trusts; the MASA enforces a notice period.
 	Repossess(ctx context.Context, r RepossessRequest) (RepossessResult, error)
+	// Object tells the MASA this domain, the device's owner, objects to a
+	// pending repossession claim on it: the claim never matures.
+	Object(ctx context.Context, id string) error
 	// Reset factory-resets a device: at its next check-in (or at once with
 	// Immediate) its credentials are revoked, its OSCORE context deleted,
 	// a "reset" record written; the device may onboard again.
