@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tumbler-iot/tumbler/cose/transfer"
 	"github.com/tumbler-iot/tumbler/gateway/api"
 	"github.com/tumbler-iot/tumbler/gateway/ownership"
 	"github.com/tumbler-iot/tumbler/gateway/upstream"
@@ -59,7 +61,7 @@ status and the API's error and exits non-zero.`,
 	cmd.AddCommand(
 		deviceListCmd(f), deviceShowCmd(f), deviceExpectCmd(f), deviceTransferCmd(f),
 		deviceRepossessCmd(f), deviceResetCmd(f), deviceDecommissionCmd(f), deviceReadmitCmd(f), deviceObjectCmd(f),
-		deviceDelegateCmd(f), deviceUndelegateCmd(f), deviceParkedCmd(f),
+		deviceDelegateCmd(f), deviceUndelegateCmd(f), deviceParkedCmd(f), deviceCRLCmd(f),
 	)
 	return cmd
 }
@@ -253,16 +255,30 @@ tells the device where the new owner's registrar is (coaps://...).`,
 
 func deviceRepossessCmd(f *deviceFlags) *cobra.Command {
 	var req ownership.RepossessRequest
-	var order string
+	var order, qr string
 	cmd := &cobra.Command{
-		Use:   "repossess --serial S --qr-secret HEX --order FILE",
+		Use:   "repossess (--qr PAYLOAD | --serial S --qr-secret HEX) --order FILE",
 		Short: "Claim a device whose owner is gone, with a recovery authority's order",
 		Long: `Claim a device for this gateway's domain: --qr-secret is the secret on the device's
 label (hex; only a proof derived from it leaves the gateway) and --order a repossession
 order (COSE_Sign1 file, raw or base64) from a recovery authority the MASA trusts. The MASA
-enforces a notice period; the device may be onboarded after it.`,
+enforces a notice period; the device may be onboarded after it. --qr takes the whole
+label payload (TB1:<serial>:<secret>) instead of --serial and --qr-secret.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if qr != "" {
+				if req.Serial != "" || req.QRSecret != "" {
+					return fmt.Errorf("--qr: give it instead of --serial and --qr-secret, not with them")
+				}
+				serial, secret, err := transfer.ParseLabel(qr)
+				if err != nil {
+					return fmt.Errorf("--qr: %w", err)
+				}
+				req.Serial, req.QRSecret = serial, hex.EncodeToString(secret)
+			}
+			if req.Serial == "" || req.QRSecret == "" {
+				return fmt.Errorf("--serial and --qr-secret (or --qr) are required")
+			}
 			if _, err := hex.DecodeString(req.QRSecret); err != nil {
 				return fmt.Errorf("--qr-secret: not hex: %w", err)
 			}
@@ -286,9 +302,8 @@ enforces a notice period; the device may be onboarded after it.`,
 	fl.StringVar(&req.Serial, "serial", "", "the device's serial number")
 	fl.StringVar(&req.QRSecret, "qr-secret", "", "the secret on the device's label (hex)")
 	fl.StringVar(&order, "order", "", "repossession order file from a recovery authority")
-	for _, n := range []string{"serial", "qr-secret", "order"} {
-		_ = cmd.MarkFlagRequired(n)
-	}
+	fl.StringVar(&qr, "qr", "", "the device label's payload (TB1:<serial>:<secret hex>)")
+	_ = cmd.MarkFlagRequired("order")
 	return cmd
 }
 
@@ -471,6 +486,37 @@ func deviceParkedCmd(f *deviceFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&sink, "sink", "", "only this upstream sink")
+	return cmd
+}
+
+func deviceCRLCmd(f *deviceFlags) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "crl --out FILE",
+		Short: "Fetch the gateway's certificate revocation list (DER, signed by the domain CA)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return fmt.Errorf("--out is required")
+			}
+			return f.run(cmd, "crl", func(ctx context.Context, c *api.Client) error {
+				der, err := c.CRL(ctx)
+				if err != nil {
+					return err
+				}
+				crl, err := x509.ParseRevocationList(der)
+				if err != nil {
+					return fmt.Errorf("the gateway sent a malformed CRL: %w", err)
+				}
+				if err := os.WriteFile(out, der, 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d revoked certificates, next update %s\n", out, len(crl.RevokedCertificateEntries), deviceTime(crl.NextUpdate))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "write the CRL (DER) to FILE")
 	return cmd
 }
 

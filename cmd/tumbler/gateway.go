@@ -45,7 +45,7 @@ It refuses to overwrite anything. Add the manufacturer CAs whose devices may joi
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\nrun it with: tumbler gateway --config %s\n", path, path)
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (the admin API token is admin.tokens[0] in it)\nrun it with: tumbler gateway --config %s\n", path, path)
 			return nil
 		},
 	}
@@ -57,7 +57,7 @@ It refuses to overwrite anything. Add the manufacturer CAs whose devices may joi
 	f.StringVar(&o.MASAURL, "masa-url", "", "MASA URL for IDevIDs without the MASA URL extension")
 	f.StringVar(&o.MASACA, "masa-ca", "", "PEM file of the trust anchor for MASA TLS certificates (default: system roots)")
 	f.StringVar(&o.Listen, "listen", "", "CoAPS address of the registrar (default [::]:5684)")
-	f.StringVar(&o.AdminListen, "admin-listen", "", "metrics and health endpoint (default 127.0.0.1:8484)")
+	f.StringVar(&o.AdminListen, "admin-listen", "", "admin API, metrics and health endpoint (default 127.0.0.1:8484)")
 	return cmd
 }
 

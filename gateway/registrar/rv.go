@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -233,8 +234,12 @@ func masaError(err error) error {
 			code = codes.BadGateway // our request was malformed: our fault, not the pledge's
 		}
 		diag := "MASA refused: " + me.Reason
-		if len(diag) > 80 {
-			diag = diag[:80]
+		if len(diag) > 128 {
+			cut := strings.LastIndexByte(diag[:125], ' ')
+			if cut < 64 {
+				cut = 125
+			}
+			diag = diag[:cut] + "..."
 		}
 		return coap.Errorf(code, diag, fmt.Errorf("%w: %w", ErrMASARefused, err))
 	}
