@@ -19,7 +19,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
-	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/net/monitor/inactivity"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
@@ -127,6 +126,8 @@ func WithClientBlockSize(n int) ClientOption {
 type Client struct {
 	cc    *udpclient.Conn
 	chain []*x509.Certificate
+	// block is the largest block the client sends or asks for.
+	block int
 	// backstop bounds a Do whose context has no deadline.
 	backstop time.Duration
 	log      zerolog.Logger
@@ -263,7 +264,7 @@ func newClient(conn net.Conn, ccfg clientConfig, block int) *Client {
 		block = min(block, ccfg.blockSize)
 	}
 	t := ccfg.transmission
-	c := &Client{log: ccfg.log, stop: make(chan struct{}), backstop: exchangeLifetime(t)}
+	c := &Client{log: ccfg.log, stop: make(chan struct{}), backstop: exchangeLifetime(t), block: block}
 	// Retransmissions are driven by the periodic runner, so it must tick
 	// well within ACK_TIMEOUT.
 	tick := min(max(t.AckTimeout/4, 10*time.Millisecond), time.Second)
@@ -277,7 +278,10 @@ func newClient(conn net.Conn, ccfg clientConfig, block int) *Client {
 		options.WithErrors(errorsFn),
 		options.WithPeriodicRunner(periodic.New(c.stop, tick)),
 		options.WithTransmission(1, t.AckTimeout, uint32(t.MaxRetransmit), t.RandomFactor),
-		options.WithBlockwise(true, szxOf(block), DefaultBlockTransferTimeout),
+		// Block-wise transfers are the client's own (Do): go-coap sends
+		// continuation blocks from its response handler, outside its
+		// retransmission state, so one lost block stalls the transfer.
+		options.WithBlockwise(false, szxOf(block), DefaultBlockTransferTimeout),
 		options.WithMTU(clientReadBuffer),
 		options.WithMaxMessageSize(clientReadBuffer),
 	} {
@@ -290,14 +294,8 @@ func newClient(conn net.Conn, ccfg clientConfig, block int) *Client {
 		}
 	}
 	cfg.MessagePool = pool.New(0, 0)
-	createBlockWise := func(cc *udpclient.Conn) *blockwise.BlockWise[*udpclient.Conn] {
-		bw := blockwise.New(cc, cfg.BlockwiseTransferTimeout, cfg.Errors, cc.GetObservationRequest)
-		bw.SetReceivingMessagesCacheMaxEntries(cfg.BlockwiseReceivingMessagesCacheMaxEntries)
-		return bw
-	}
 	session := dtlsserver.NewSession(context.Background(), coapnet.NewConn(conn), cfg.MaxMessageSize, cfg.MTU, true)
 	cc := udpclient.NewConnWithOpts(session, &cfg,
-		udpclient.WithBlockWise(createBlockWise),
 		udpclient.WithInactivityMonitor(inactivity.NewNilMonitor[*udpclient.Conn]()),
 		udpclient.WithRequestMonitor(cfg.RequestMonitor),
 	)
@@ -351,10 +349,128 @@ func (c *Client) Do(ctx context.Context, r *Request) (*Response, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.backstop)
 		defer cancel()
 	}
+	token, err := message.GetToken()
+	if err != nil {
+		return nil, fmt.Errorf("coap: token: %w", err)
+	}
+	return c.blockwise(ctx, r, token)
+}
+
+// MaxResponseBody bounds a response reassembled from Block2 blocks.
+const MaxResponseBody = 1 << 20
+
+// blockwise runs one request as RFC 7959 block-wise transfers: the body in
+// Block1 blocks, each acknowledged (2.31 Continue) before the next, then
+// the response's Block2 blocks fetched one by one. Every block is its own
+// Confirmable exchange, retransmitted until acknowledged; all carry the
+// request's token. The server may ask for smaller blocks; the client
+// follows.
+func (c *Client) blockwise(ctx context.Context, r *Request, token message.Token) (*Response, error) {
+	size := c.block
+	body := r.Payload
+	var resp *Response
+	for off := 0; ; {
+		var b1 *blockOpt
+		chunk := body
+		if len(body) > size {
+			end := min(off+size, len(body))
+			chunk = body[off:end]
+			b1 = &blockOpt{num: off / size, more: end < len(body), size: size}
+		}
+		var err error
+		resp, err = c.exchange(ctx, r, token, chunk, b1, nil)
+		if err != nil {
+			return nil, err
+		}
+		if b1 == nil || !b1.more {
+			break
+		}
+		if resp.Code != codes.Continue {
+			return resp, nil // the server refused mid-transfer (4.08, 4.13, ...)
+		}
+		off += size
+		if got, ok := blockOf(resp.Options, message.Block1); ok && got.size < size {
+			// The server wants smaller blocks: continue at the same offset.
+			size = got.size
+		}
+	}
+	b2, ok := blockOf(resp.Options, message.Block2)
+	if !ok || !b2.more {
+		return resp, nil
+	}
+	if b2.num != 0 {
+		return nil, fmt.Errorf("coap: %v %s: response starts at block %d", r.Method, r.Path, b2.num)
+	}
+	payload := append([]byte(nil), resp.Payload...)
+	for b2.more {
+		next := &blockOpt{num: len(payload) / b2.size, size: b2.size}
+		if len(payload)%b2.size != 0 {
+			return nil, fmt.Errorf("coap: %v %s: Block2 of %d bytes is not a whole block", r.Method, r.Path, len(resp.Payload))
+		}
+		part, err := c.exchange(ctx, r, token, nil, nil, next)
+		if err != nil {
+			return nil, err
+		}
+		if part.Code != resp.Code {
+			return part, nil
+		}
+		got, ok := blockOf(part.Options, message.Block2)
+		if !ok || got.num*got.size != len(payload) {
+			return nil, fmt.Errorf("coap: %v %s: Block2 out of sequence", r.Method, r.Path)
+		}
+		if len(payload)+len(part.Payload) > MaxResponseBody {
+			return nil, fmt.Errorf("coap: %v %s: response larger than %d bytes", r.Method, r.Path, MaxResponseBody)
+		}
+		payload = append(payload, part.Payload...)
+		b2 = got
+	}
+	resp.Payload = payload
+	return resp, nil
+}
+
+// blockOpt is a Block1 or Block2 option value (RFC 7959 §2.2).
+type blockOpt struct {
+	num  int
+	more bool
+	size int
+}
+
+func (b blockOpt) encode() uint32 {
+	v := uint32(b.num)<<4 | uint32(szxOf(b.size))
+	if b.more {
+		v |= 8
+	}
+	return v
+}
+
+func blockOf(opts message.Options, id message.OptionID) (blockOpt, bool) {
+	v, err := opts.GetUint32(id)
+	if err != nil || v&7 == 7 {
+		return blockOpt{}, false
+	}
+	return blockOpt{num: int(v >> 4), more: v&8 != 0, size: 16 << (v & 7)}, true
+}
+
+// exchange sends one Confirmable request (one block) and waits for its
+// response.
+func (c *Client) exchange(ctx context.Context, r *Request, token message.Token, payload []byte, b1, b2 *blockOpt) (*Response, error) {
 	req := c.cc.AcquireMessage(ctx)
 	defer c.cc.ReleaseMessage(req)
 	if err := buildRequest(req, r); err != nil {
 		return nil, err
+	}
+	req.SetToken(token)
+	if payload != nil {
+		req.SetBody(bytes.NewReader(payload))
+	} else if b2 != nil {
+		req.SetBody(nil)
+	}
+	if b1 != nil {
+		req.SetOptionUint32(message.Block1, b1.encode())
+		req.SetOptionUint32(message.Size1, uint32(len(r.Payload)))
+	}
+	if b2 != nil {
+		req.SetOptionUint32(message.Block2, b2.encode())
 	}
 	resp, err := c.cc.Do(req)
 	if err != nil {
@@ -368,12 +484,7 @@ func (c *Client) Do(ctx context.Context, r *Request) (*Response, error) {
 }
 
 func buildRequest(req *pool.Message, r *Request) error {
-	token, err := message.GetToken()
-	if err != nil {
-		return fmt.Errorf("coap: token: %w", err)
-	}
 	req.SetCode(r.Method)
-	req.SetToken(token)
 	req.SetType(message.Confirmable)
 	if len(r.Options) > 0 {
 		req.ResetOptionsTo(r.Options)

@@ -260,3 +260,35 @@ func TestRetransmissionOverLossyRadio(t *testing.T) {
 		})
 	}
 }
+
+// Block-wise in both directions over a lossy link: a request and a
+// response of several blocks each still complete when blocks and their
+// acknowledgements are lost.
+func TestBlockwiseOverLossyRadio(t *testing.T) {
+	p := testPKI(t)
+	fast := coap.WithTransmission(coap.Transmission{AckTimeout: 40 * time.Millisecond, RandomFactor: 1.5, MaxRetransmit: 8})
+	for _, seed := range []uint64{1, 2, 3, 4} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			l := newRadioLink(t, radio.WithSeed(seed), radio.WithLoss(0.1))
+			mux := coap.NewMux()
+			mux.HandleFunc("/big", func(_ context.Context, r *coap.Request) (*coap.Response, error) {
+				return coap.Changed(coap.FormatNone, bytes.Repeat(r.Payload, 2)), nil
+			}, coap.Link{}, codes.POST)
+			s := start(t, l, serveDTLS, mux, coap.WithDTLS(p.dtlsConfig()))
+			c, err := coap.DialDTLS(testContext(t), l.client(t), s.addr, coap.ClientDTLSConfig{
+				Certificate: p.pledge(t, "lossy"), RootCAs: p.domain.Pool(), FlightInterval: 40 * time.Millisecond,
+			}, fast)
+			if err != nil {
+				t.Fatalf("DialDTLS: %v", err)
+			}
+			defer c.Close()
+			for i := range 10 {
+				payload := bytes.Repeat([]byte{byte('a' + i)}, 1500)
+				ctx, cancel := context.WithTimeout(testContext(t), 20*time.Second)
+				resp, err := c.Post(ctx, "/big", coap.FormatNone, payload, coap.FormatNone)
+				cancel()
+				wantResponse(t, resp, err, codes.Changed, bytes.Repeat(payload, 2))
+			}
+		})
+	}
+}
