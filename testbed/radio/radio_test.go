@@ -64,6 +64,13 @@ func TestOptionsValidate(t *testing.T) {
 		{"negative latency", WithLatency(-time.Millisecond, 0)},
 		{"negative jitter", WithLatency(0, -time.Millisecond)},
 		{"zero queue", WithQueueLen(0)},
+		{"zero hops", WithHops(0)},
+		{"negative hops", WithHops(-1)},
+		{"too many hops", WithHops(MaxHops + 1)},
+		{"negative fragment payload", WithFragmentation(-1)},
+		{"fragment payload too small", WithFragmentation(MinFragmentPayload - 1)},
+		{"fragment payload above frame", WithFragmentation(MaxFragmentPayload + 1)},
+		{"negative frame time", WithFrameTime(-time.Microsecond)},
 		{"nil option", nil},
 	}
 	for _, tc := range tests {
@@ -195,19 +202,50 @@ func TestDrops(t *testing.T) {
 		},
 		{
 			name: "at MTU", opts: []Option{WithMTU(100)}, to: "b", size: 100, count: 3,
-			want: Stats{Sent: 3, Delivered: 3},
+			want: Stats{Sent: 3, Delivered: 3, Frames: 3},
 		},
 		{
 			name: "no route", to: "nobody", size: 10, count: 2,
-			want: Stats{Sent: 2, DroppedNoRoute: 2},
+			want: Stats{Sent: 2, DroppedNoRoute: 2, Frames: 2},
 		},
 		{
 			name: "queue full", opts: []Option{WithQueueLen(4)}, to: "b", size: 10, count: 10,
-			want: Stats{Sent: 10, Delivered: 4, DroppedQueueFull: 6},
+			want: Stats{Sent: 10, Delivered: 4, DroppedQueueFull: 6, Frames: 10},
 		},
 		{
 			name: "total loss", opts: []Option{WithLoss(1)}, to: "b", size: 10, count: 5,
-			want: Stats{Sent: 5, DroppedLoss: 5},
+			want: Stats{Sent: 5, DroppedLoss: 5, Frames: 5},
+		},
+		{
+			name: "total loss over hops", opts: []Option{WithLoss(1), WithHops(3)}, to: "b", size: 10, count: 4,
+			want: Stats{Sent: 4, DroppedLoss: 4, Frames: 12},
+		},
+		{
+			name: "total loss of fragments", opts: []Option{WithLoss(1), WithFragmentation(100)}, to: "b", size: 250, count: 5,
+			want: Stats{Sent: 5, DroppedFragment: 5, Frames: 15},
+		},
+		{
+			name: "two fragments", opts: []Option{WithLoss(1), WithFragmentation(100)}, to: "b", size: 101, count: 2,
+			want: Stats{Sent: 2, DroppedFragment: 2, Frames: 4},
+		},
+		{
+			name: "one fragment is no fragmentation", opts: []Option{WithLoss(1), WithFragmentation(100), WithHops(2)},
+			to: "b", size: 100, count: 3,
+			want: Stats{Sent: 3, DroppedLoss: 3, Frames: 6},
+		},
+		{
+			name: "fragmented over hops", opts: []Option{WithFragmentation(100), WithHops(4)}, to: "b", size: 250, count: 2,
+			want: Stats{Sent: 2, Delivered: 2, Frames: 24},
+		},
+		{
+			name: "MTU before fragmentation", opts: []Option{WithMTU(200), WithFragmentation(100), WithHops(2)},
+			to: "b", size: 201, count: 3,
+			want: Stats{Sent: 3, DroppedMTU: 3},
+		},
+		{
+			name: "no route still sends frames", opts: []Option{WithFragmentation(100), WithHops(2)},
+			to: "nobody", size: 250, count: 2,
+			want: Stats{Sent: 2, DroppedNoRoute: 2, Frames: 12},
 		},
 	}
 	for _, tc := range tests {
