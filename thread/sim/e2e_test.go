@@ -111,7 +111,13 @@ func TestRelayEndToEnd(t *testing.T) {
 	}
 	client.Close()
 
+	// The client's close_notify may still be on its way through the Border
+	// Agent: let the counters settle before comparing them.
 	rs, bs := th.relay.Stats(), th.ba.Stats()
+	for deadline := time.Now().Add(5 * time.Second); (bs.RelayedRx != rs.Received || bs.RelayedTx != rs.Sent) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		rs, bs = th.relay.Stats(), th.ba.Stats()
+	}
 	if rs.Received == 0 || rs.Sent == 0 || rs.Malformed != 0 || rs.UnknownJoiner != 0 {
 		t.Fatalf("relay stats %+v", rs)
 	}
