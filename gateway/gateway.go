@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -19,7 +20,9 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tumbler-iot/tumbler/ble"
 	"github.com/tumbler-iot/tumbler/coap"
+	"github.com/tumbler-iot/tumbler/coap/joinproxy"
 	"github.com/tumbler-iot/tumbler/gateway/api"
 	"github.com/tumbler-iot/tumbler/gateway/checkin"
 	"github.com/tumbler-iot/tumbler/gateway/est"
@@ -53,8 +56,17 @@ type Gateway struct {
 	owner     *ownership.Manager
 	api       *api.Server // nil without admin tokens
 
+	now       func() time.Time
+	thread    *threadCred    // nil without thread.border_agent
+	bleSource ble.LinkSource // WithBLELinks
+
 	mu        sync.Mutex
 	joinPorts map[int]bool
+	jpyLinks  map[string]bool
+
+	ready     chan struct{} // closed when Run has bound its sockets
+	readyOnce sync.Once
+	addrs     map[string]net.Addr
 }
 
 type options struct {
@@ -64,6 +76,7 @@ type options struct {
 	reg       *prometheus.Registry
 	now       func() time.Time
 	recordNow func() time.Time
+	ble       ble.LinkSource
 }
 
 // Option injects a dependency into New.
@@ -90,6 +103,11 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // time.
 func WithRecordClock(now func() time.Time) Option { return func(o *options) { o.recordNow = now } }
 
+// WithBLELinks makes RunServices serve BLE pledges from src (a ble/sim
+// Network, or another backend) on a Central, as ble.adapter does with
+// BlueZ; it takes the place of ble.adapter.
+func WithBLELinks(src ble.LinkSource) Option { return func(o *options) { o.ble = src } }
+
 // New loads the key material named in cfg, opens the store and builds the
 // services. It does not listen: see Run, or ServeDTLS/ServeCoAP for links
 // the caller owns.
@@ -108,7 +126,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 		o.reg = prometheus.NewRegistry()
 		o.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	g := &Gateway{cfg: cfg, log: o.log, reg: o.reg, joinPorts: map[int]bool{}}
+	g := &Gateway{cfg: cfg, log: o.log, reg: o.reg, now: o.now, bleSource: o.ble,
+		joinPorts: map[int]bool{}, jpyLinks: map[string]bool{}, ready: make(chan struct{})}
 
 	caCert, err := loadCert(cfg.Path(cfg.Domain.CACert), "domain.ca_cert")
 	if err != nil {
@@ -128,6 +147,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 	}
 	if !regChain[len(regChain)-1].Equal(caCert) {
 		regChain = append(regChain, caCert)
+	}
+	if cfg.Thread.BorderAgent != "" {
+		if g.thread, err = loadThreadCred(cfg, regChain, regKey, caCert); err != nil {
+			return nil, err
+		}
 	}
 	var mfrs []*x509.Certificate
 	for i, f := range cfg.Registrar.Manufacturers {
@@ -312,11 +336,19 @@ func (g *Gateway) RecordsCert() *x509.Certificate { return g.records }
 func (g *Gateway) CheckIn() *checkin.Service { return g.checkin }
 
 // RunServices runs the gateway's background work — the overdue tracker,
-// upstream delivery and outbox pruning — until ctx ends. Run calls it;
-// callers that serve their own links with ServeDTLS and ServeCoAP call it
-// themselves.
+// upstream delivery and outbox pruning — and the links that are sessions
+// rather than sockets (the Thread commissioner and its relay, the BLE
+// central) until ctx ends. Run calls it; callers that serve their own
+// links with ServeDTLS and ServeCoAP call it themselves.
 func (g *Gateway) RunServices(ctx context.Context) error {
+	links, err := g.sessionLinks()
+	if err != nil {
+		return err
+	}
 	eg, ctx := errgroup.WithContext(ctx)
+	for _, serve := range links {
+		eg.Go(func() error { return serve(ctx) })
+	}
 	eg.Go(func() error { return g.checkin.RunOverdue(ctx) })
 	eg.Go(func() error { return g.pruner.run(ctx) })
 	eg.Go(func() error { return g.owner.Run(ctx) })
@@ -340,13 +372,15 @@ func (g *Gateway) Registry() *prometheus.Registry { return g.reg }
 func (g *Gateway) DomainCA() *x509.Certificate { return g.registrar.DomainCA() }
 
 // ServeDTLS serves cBRSKI and EST-coaps over DTLS on pc (a UDP socket, or
-// a link adapter such as the testbed radio) until ctx ends, and announces
-// pc's port in discovery.
+// a link adapter such as the testbed radio, the Thread relay or the BLE
+// central) until ctx ends, and announces pc in discovery: its port as a
+// join port, or, for a joinproxy.RegistrarConn, its JPY endpoint for
+// stateless join proxies.
 func (g *Gateway) ServeDTLS(ctx context.Context, pc net.PacketConn) error {
-	if _, p, err := net.SplitHostPort(pc.LocalAddr().String()); err == nil {
-		if port, err := strconv.Atoi(p); err == nil {
-			g.announce(port)
-		}
+	if rc, ok := pc.(*joinproxy.RegistrarConn); ok {
+		g.announceJPY(rc.LocalAddr())
+	} else if port, ok := joinproxy.Port(pc.LocalAddr()); ok {
+		g.announce(port)
 	}
 	return g.secure.ServeDTLS(ctx, pc)
 }
@@ -370,37 +404,67 @@ func (g *Gateway) announce(port int) {
 }
 
 // Run listens on the configured addresses — CoAPS on registrar.listen,
-// plain CoAP for discovery on the port below it (5683 for 5684), the admin
-// endpoint — and serves until ctx ends.
+// plain CoAP for discovery on the port below it (5683 for 5684), the JPY
+// endpoint on registrar.jpy_listen, the join proxy on joinproxy.listen and
+// its discovery on joinproxy.discovery_listen, the admin endpoint — runs
+// the services and session links (RunServices) and serves until ctx ends.
+// It binds every socket before serving any, so an address in use fails
+// with its field named and nothing half-started.
 func (g *Gateway) Run(ctx context.Context) error {
+	b, err := g.bind()
+	if err != nil {
+		return err
+	}
+	links, err := g.socketLinks(b)
+	if err != nil {
+		b.close()
+		return err
+	}
+	g.setListening(b.addrs)
+	ev := g.log.Info()
+	for _, f := range b.order {
+		ev = ev.Stringer(f, b.addrs[f])
+	}
+	ev.Msg("gateway listening")
+
 	eg, ctx := errgroup.WithContext(ctx)
-	secure, err := net.ListenPacket("udp", g.cfg.Registrar.Listen)
-	if err != nil {
-		return fieldErr("registrar.listen", "%v", err)
-	}
-	host, port, _ := net.SplitHostPort(g.cfg.Registrar.Listen)
-	n, _ := strconv.Atoi(port)
-	plainAddr := net.JoinHostPort(host, strconv.Itoa(max(n-1, 0)))
-	if n == 0 {
-		plainAddr = net.JoinHostPort(host, "0")
-	}
-	plain, err := net.ListenPacket("udp", plainAddr)
-	if err != nil {
-		secure.Close()
-		return fmt.Errorf("discovery port %s: %w", plainAddr, err)
-	}
-	g.log.Info().Str("coaps", secure.LocalAddr().String()).Str("coap", plain.LocalAddr().String()).Msg("registrar listening")
+	secure, plain := b.pcs[fieldListen], b.pcs[fieldDiscovery]
 	eg.Go(func() error { defer secure.Close(); return g.ServeDTLS(ctx, secure) })
 	eg.Go(func() error { defer plain.Close(); return g.ServeCoAP(ctx, plain) })
+	for _, serve := range links {
+		eg.Go(func() error { return serve(ctx) })
+	}
 	eg.Go(func() error { return g.RunServices(ctx) })
-	if g.cfg.Admin.Listen != "" {
-		ln, err := net.Listen("tcp", g.cfg.Admin.Listen)
-		if err != nil {
-			return fieldErr("admin.listen", "%v", err)
-		}
-		eg.Go(func() error { return g.ServeAdmin(ctx, ln) })
+	if b.admin != nil {
+		eg.Go(func() error { return g.ServeAdmin(ctx, b.admin) })
 	}
 	return eg.Wait()
+}
+
+// Listening waits until Run has bound its sockets and returns their
+// addresses by configuration field: "registrar.listen",
+// "registrar.jpy_listen", "joinproxy.listen", "joinproxy.discovery_listen",
+// "admin.listen", and "discovery" for the plain CoAP port beside
+// registrar.listen. Fields that are off are absent. It returns ctx's error
+// if Run has not bound them by then (not called, or failed).
+func (g *Gateway) Listening(ctx context.Context) (map[string]net.Addr, error) {
+	select {
+	case <-g.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return maps.Clone(g.addrs), nil
+}
+
+func (g *Gateway) setListening(addrs map[string]net.Addr) {
+	g.readyOnce.Do(func() {
+		g.mu.Lock()
+		g.addrs = addrs
+		g.mu.Unlock()
+		close(g.ready)
+	})
 }
 
 // ServeAdmin serves the admin endpoint (AdminHandler) on ln until ctx

@@ -66,7 +66,15 @@ func gatewayCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gateway --config FILE",
 		Short: "Run the border-router gateway daemon",
-		Args:  cobra.NoArgs,
+		Long: `Run the border-router gateway daemon from gateway.yaml.
+
+Pledges reach the registrar over every link the configuration turns on
+(docs/links.md): CoAPS on registrar.listen; stateless join proxies elsewhere
+on registrar.jpy_listen; this border router as a join proxy on
+joinproxy.listen; Thread CCM joiners through the Border Agent at
+thread.border_agent; BLE pledges through the BlueZ adapter ble.adapter,
+which needs a build with -tags bluez (Linux).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := gateway.Load(path)
 			if err != nil {
@@ -78,7 +86,7 @@ func gatewayCmd() *cobra.Command {
 				return err
 			}
 			defer gw.Close()
-			log.Info().Str("id", cfg.ID).Str("policy", cfg.Registrar.Policy).Msg("gateway starting")
+			log.Info().Str("id", cfg.ID).Str("policy", cfg.Registrar.Policy).Strs("links", links(cfg)).Msg("gateway starting")
 			err = gw.Run(cmd.Context())
 			log.Info().Msg("gateway stopped")
 			return err
@@ -86,4 +94,22 @@ func gatewayCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&path, "config", "gateway.yaml", "gateway configuration file")
 	return cmd
+}
+
+// links names the pledge-facing links cfg turns on, for the start-up log.
+func links(cfg gateway.Config) []string {
+	l := []string{"coaps " + cfg.Registrar.Listen}
+	if cfg.Registrar.JPYListen != "" {
+		l = append(l, "jpy "+cfg.Registrar.JPYListen)
+	}
+	if cfg.JoinProxy.Listen != "" {
+		l = append(l, "joinproxy ("+cfg.JoinProxy.Mode+") "+cfg.JoinProxy.Listen)
+	}
+	if cfg.Thread.BorderAgent != "" {
+		l = append(l, "thread "+cfg.Thread.BorderAgent)
+	}
+	if cfg.BLE.Adapter != "" {
+		l = append(l, "ble "+cfg.BLE.Adapter)
+	}
+	return l
 }
