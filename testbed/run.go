@@ -28,8 +28,18 @@ import (
 type Options struct {
 	// Scenario is "" (onboard, check in) or ScenarioLifecycle.
 	Scenario string
-	// Motes is how many simulated devices onboard.
+	// Motes is how many simulated devices onboard over loopback UDP.
 	Motes int
+	// Thread, BLE and IP are how many onboard over a simulated Thread mesh
+	// (Joiner Router relay to the gateway's commissioner), over simulated
+	// BLE (BTP over GATT), and over an IP link through a join proxy (half
+	// stateful, half stateless JPY).
+	Thread, BLE, IP int
+	// Links shape the simulated links (loss, hops).
+	Links LinkOptions
+	// MTU is the DTLS record limit of registrar and motes (default 1024,
+	// cBRSKI's assumed PMTU); smaller records mean fewer 6LoWPAN fragments.
+	MTU int
 	// Seed makes a run replayable: it names the devices and orders their
 	// start. (Keys and nonces are always fresh: they come from crypto/rand.)
 	Seed uint64
@@ -84,6 +94,9 @@ type Report struct {
 	Parked          map[string]int `json:"parked,omitempty"`
 	RecordsByType   map[string]int `json:"records_by_type,omitempty"`
 	Failures        []Failure      `json:"failures,omitempty"`
+	// Links reports per link kind (udp, thread, ble, ip-jp, ip-jpy) when
+	// motes used more than loopback UDP.
+	Links map[string]*LinkReport `json:"links,omitempty"`
 	// Lifecycle is the lifecycle scenario's outcome.
 	Lifecycle *LifecycleReport `json:"lifecycle,omitempty"`
 }
@@ -104,14 +117,29 @@ type moteResult struct {
 	acked     int
 	checkins  []time.Duration
 	onboarded time.Time // when onboarding (not check-ins) finished
+	path      path
 }
 
 // Run starts a lab, onboards opts.Motes motes concurrently over loopback
 // UDP and reports. It returns an error only if the lab itself fails; mote
 // failures are in the report.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	if o.Motes < 1 {
+	if o.Scenario == "" && o.Motes+o.Thread+o.BLE+o.IP < 1 {
 		return nil, fmt.Errorf("testbed: motes: %d must be at least 1", o.Motes)
+	}
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"motes", o.Motes}, {"thread", o.Thread}, {"ble", o.BLE}, {"ip", o.IP}} {
+		if c.n < 0 {
+			return nil, fmt.Errorf("testbed: %s: %d is negative", c.name, c.n)
+		}
+	}
+	if o.Links.Loss < 0 || o.Links.Loss >= 1 {
+		return nil, fmt.Errorf("testbed: loss: %v is not in [0, 1)", o.Links.Loss)
+	}
+	if o.Links.Hops < 0 || o.Links.Hops > 32 {
+		return nil, fmt.Errorf("testbed: hops: %d is not in 1..32", o.Links.Hops)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
@@ -151,25 +179,62 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		sinks = append(sinks, sc)
 	}
-	lab, err := StartLab(ctx, dir, LabOptions{Log: o.Log, Upstream: sinks, GatewayOptions: []gateway.Option{gateway.WithRecordClock(clock)}})
+	lab, err := StartLab(ctx, dir, LabOptions{Log: o.Log, Upstream: sinks, GatewayOptions: []gateway.Option{gateway.WithRecordClock(clock)},
+		Configure: func(c *gateway.Config) {
+			if o.MTU > 0 {
+				c.Registrar.MTU = o.MTU
+			}
+		}})
 	if err != nil {
 		return nil, err
 	}
 	defer lab.Close()
 
+	// The links, and the kind of each mote.
+	kinds := make([]string, 0, o.Motes+o.Thread+o.BLE+o.IP)
+	for range o.Motes {
+		kinds = append(kinds, LinkUDP)
+	}
+	for range o.Thread {
+		kinds = append(kinds, LinkThread)
+	}
+	for range o.BLE {
+		kinds = append(kinds, LinkBLE)
+	}
+	for i := range o.IP {
+		kinds = append(kinds, []string{LinkJP, LinkJPY}[i%2])
+	}
+	need := map[string]bool{}
+	for _, k := range kinds {
+		need[k] = true
+	}
+	o.Links.Seed = o.Seed
+	lk, err := startLinks(ctx, lab, need, o.Links, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.close()
+
 	// Devices are made before the clock starts: manufacturing is not
 	// onboarding.
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
-	results := make([]*moteResult, o.Motes)
-	for i := range results {
+	results := make([]*moteResult, len(kinds))
+	perKind := map[string]int{}
+	for i, kind := range kinds {
+		perKind[kind]++
 		serial := fmt.Sprintf("TB%d-%05d", o.Seed, i+1)
+		if kind != LinkUDP {
+			serial = fmt.Sprintf("TB%d-%s-%05d", o.Seed, kind, perKind[kind])
+		}
 		cert, key, err := lab.MASA.IssueIDevID(serial)
 		if err != nil {
 			return nil, err
 		}
-		results[i] = &moteResult{serial: serial, id: mote.Identity{Chain: []*x509.Certificate{cert}, Key: key, Manufacturer: lab.MASA.CA()}}
+		results[i] = &moteResult{serial: serial, id: mote.Identity{Chain: []*x509.Certificate{cert}, Key: key, Manufacturer: lab.MASA.CA()},
+			path: lk.pathFor(kind, perKind[kind], serial, lab)}
 	}
-	order := rng.Perm(o.Motes)
+	order := rng.Perm(len(results))
+	o.Motes = len(results)
 
 	conc := o.Concurrency
 	if conc <= 0 || conc > o.Motes {
@@ -215,6 +280,30 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Onboarded++
 		total = append(total, r.t.Total)
 		hs = append(hs, r.t.Handshake)
+	}
+	if len(need) > 1 || !need[LinkUDP] {
+		rep.Links = map[string]*LinkReport{}
+		times := map[string][]time.Duration{}
+		for _, r := range results {
+			lr := rep.Links[r.path.kind]
+			if lr == nil {
+				lr = &LinkReport{}
+				rep.Links[r.path.kind] = lr
+			}
+			lr.Motes++
+			lr.Reconnects += r.t.Reconnects
+			if r.err != nil {
+				lr.Failed++
+				continue
+			}
+			lr.Onboarded++
+			times[r.path.kind] = append(times[r.path.kind], r.t.Total)
+		}
+		for k, lr := range rep.Links {
+			d := times[k]
+			lr.OnboardP50Ms, lr.OnboardP99Ms, lr.OnboardMaxMs = ms(quantile(d, 0.50)), ms(quantile(d, 0.99)), ms(quantile(d, 1))
+		}
+		lk.stats(rep.Links)
 	}
 	var last time.Time
 	for _, r := range results {
@@ -277,17 +366,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // context and runs its check-in rounds, sleeping between them for the due
 // time the gateway gave divided by the time scale.
 func onboardOne(ctx context.Context, lab *Lab, r *moteResult, o Options) (*mote.Enrollment, mote.Timings, error) {
-	p, err := mote.New(r.id, mote.Config{Log: o.Log, Listen: loopbackUDP})
+	cfg := mote.Config{Log: o.Log, Listen: r.path.listen, MTU: o.MTU}
+	if r.path.kind != LinkUDP {
+		// Lossy links: more patience before a session is given up.
+		cfg.HandshakeTimeout, cfg.Attempts = 60*time.Second, 6
+	}
+	p, err := mote.New(r.id, cfg)
 	if err != nil {
 		return nil, mote.Timings{}, err
 	}
-	addr, err := p.Discover(ctx, lab.CoAP)
+	addr, err := r.path.registrar(ctx, p)
 	if err != nil {
 		return nil, mote.Timings{}, err
 	}
 	enr, t, err := p.Onboard(ctx, addr)
 	r.onboarded = time.Now()
-	if err != nil || o.Checkins == 0 {
+	if err != nil || o.Checkins == 0 || r.path.kind != LinkUDP {
 		return enr, t, err
 	}
 	oc, err := p.Provision(ctx, addr, enr)

@@ -25,6 +25,13 @@ devices and onboard them concurrently with cBRSKI over loopback UDP. Prints a
 summary, optionally writes a JSON report and per-mote artifacts, and exits
 non-zero if any mote failed.
 
+--thread, --ble and --ip add motes that join over simulated links into the
+same registrar: a Thread mesh (with --hops and 6LoWPAN fragments; the Joiner
+Router relays to the gateway's commissioner through a Border Agent), BLE (BTP
+over GATT, ATT_MTU 23..247), and an IP link through a join proxy (half
+stateful, half stateless JPY). --loss applies to the Thread and IP links; the
+report adds per-link counts, latencies and retransmissions.
+
 --scenario lifecycle runs two domains (A and B, two gateways, two owners)
 sharing one MASA: every mote onboards to A and checks in; then motes are
 transferred to B without missing a check-in, one is repossessed by B, one reset
@@ -39,9 +46,12 @@ unless every step succeeded.`,
 			if o.Scenario == testbed.ScenarioLifecycle && !cmd.Flags().Changed("motes") {
 				o.Motes = 8
 			}
+			if o.Thread+o.BLE+o.IP > 0 && !cmd.Flags().Changed("motes") {
+				o.Motes = 0 // only the link kinds asked for
+			}
 			var bar *progressbar.ProgressBar
 			if isTerminal(os.Stderr) && o.Scenario == "" {
-				bar = progressbar.NewOptions(o.Motes, progressbar.OptionSetWriter(os.Stderr),
+				bar = progressbar.NewOptions(o.Motes+o.Thread+o.BLE+o.IP, progressbar.OptionSetWriter(os.Stderr),
 					progressbar.OptionSetDescription("onboarding"), progressbar.OptionShowCount(),
 					progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
 				o.Progress = func(done, failed, total int) { bar.Set(done) }
@@ -77,6 +87,13 @@ unless every step succeeded.`,
 	f.IntVar(&o.Checkins, "checkins", 0, "check-in rounds per mote after onboarding (OSCORE)")
 	f.Float64Var(&o.TimeScale, "time-scale", 7*24*3600, "run check-in time this many times faster (default: a week per second)")
 	f.StringArrayVar(&o.Upstream, "upstream", nil, "deliver records to an upstream (mqtt://host:port, mqtts://..., https://...); repeatable")
+	f.IntVar(&o.Thread, "thread", 0, "motes joining over a simulated Thread mesh (Joiner Router relay, commissioner)")
+	f.IntVar(&o.BLE, "ble", 0, "motes joining over simulated BLE (BTP over GATT)")
+	f.IntVar(&o.IP, "ip", 0, "motes joining over an IP link through a join proxy (half stateful, half stateless)")
+	f.Float64Var(&o.Links.Loss, "loss", 0, "loss: per datagram on the IP link, per 802.15.4 frame transmission and hop on the Thread mesh")
+	f.IntVar(&o.Links.Hops, "hops", 1, "Thread mesh hops from a mote to the border router")
+	f.IntVar(&o.Links.MACAttempts, "mac-attempts", testbed.DefaultMACAttempts, "transmissions of a Thread frame before the MAC gives up (1: raw frame loss)")
+	f.Float64Var(&o.Links.BLEDrop, "ble-drop", 0, "probability that a GATT operation ends a BLE link")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	return cmd
 }
@@ -98,6 +115,14 @@ func printSummary(w io.Writer, r *testbed.Report) {
 	}
 	fmt.Fprintf(w, "onboarded %d/%d motes in %.2f s (%.0f/s), onboarding p50 %.1f ms, p99 %.1f ms, seed %d\n",
 		r.Onboarded, r.Motes, r.DurationS, r.OnboardingsPerS, r.OnboardP50Ms, r.OnboardP99Ms, r.Seed)
+	for _, k := range []string{"udp", "thread", "ble", "ip-jp", "ip-jpy"} {
+		l := r.Links[k]
+		if l == nil {
+			continue
+		}
+		fmt.Fprintf(w, "  %-7s %3d/%-3d onboarded, p50 %7.1f ms, p99 %7.1f ms; %d datagrams, %d handshake retransmissions, %d reconnects; link dropped %d of %d\n",
+			k, l.Onboarded, l.Motes, l.OnboardP50Ms, l.OnboardP99Ms, l.PledgeDatagrams, l.HandshakeRetransmissions, l.Reconnects, l.LinkDropped, l.LinkDatagrams)
+	}
 	for sink, n := range r.Delivered {
 		fmt.Fprintf(w, "upstream %s: %d records delivered, %d parked\n", sink, n, r.Parked[sink])
 	}
