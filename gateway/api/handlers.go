@@ -177,23 +177,17 @@ func (s *Server) decommission(w http.ResponseWriter, r *http.Request) error {
 
 // readmit: POST /api/devices/{id}/readmit (no body, or {})
 func (s *Server) readmit(w http.ResponseWriter, r *http.Request) error {
-	id, err := deviceID(r)
-	if err != nil {
-		return err
-	}
-	var none struct{}
-	if err := decodeBody(w, r, &none, true); err != nil {
-		return err
-	}
-	if err := s.svc.Readmit(r.Context(), id); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, Ack{Device: id, Action: ActionReadmit})
-	return nil
+	return s.bareAction(w, r, s.svc.Readmit, ActionReadmit)
 }
 
 // object: POST /api/devices/{id}/object (no body, or {})
 func (s *Server) object(w http.ResponseWriter, r *http.Request) error {
+	return s.bareAction(w, r, s.svc.Object, ActionObject)
+}
+
+// bareAction runs an operation on a device that takes no request body
+// (none, or {}) and answers 200 with an Ack.
+func (s *Server) bareAction(w http.ResponseWriter, r *http.Request, do func(context.Context, string) error, action string) error {
 	id, err := deviceID(r)
 	if err != nil {
 		return err
@@ -202,10 +196,10 @@ func (s *Server) object(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &none, true); err != nil {
 		return err
 	}
-	if err := s.svc.Object(r.Context(), id); err != nil {
+	if err := do(r.Context(), id); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, Ack{Device: id, Action: ActionObject})
+	writeJSON(w, http.StatusOK, Ack{Device: id, Action: action})
 	return nil
 }
 

@@ -134,24 +134,7 @@ func (s *Store) OutboxNextFor(ctx context.Context, sink string, dev DeviceID, en
 		WHERE o.pos > coalesce((SELECT pos FROM cursors WHERE sink = ?), 0) AND (? = 0 OR o.pos <= ?) AND r.device = ?
 		  AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.sink = ? AND p.seq = o.seq)
 		ORDER BY o.pos LIMIT ?`, sink, int64(endPos), int64(endPos), dev[:], sink, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []OutboxEntry
-	for rows.Next() {
-		var e OutboxEntry
-		var pos, seq, at int64
-		var d, id []byte
-		if err := rows.Scan(&pos, &seq, &d, &e.Serial, &e.Type, &at, &id, &e.COSE); err != nil {
-			return nil, fmt.Errorf("store: outbox: %w", err)
-		}
-		e.Pos, e.Seq, e.Time = uint64(pos), uint64(seq), time.Unix(at, 0)
-		copy(e.Device[:], d)
-		copy(e.ID[:], id)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return scanOutbox(rows, err)
 }
 
 // OutboxHead is the highest outbox position ever assigned (0 if none).

@@ -61,6 +61,12 @@ func (s *Store) OutboxNext(ctx context.Context, sink string, limit int) ([]Outbo
 		WHERE o.pos > coalesce((SELECT pos FROM cursors WHERE sink = ?), 0)
 		  AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.sink = ? AND p.seq = o.seq)
 		ORDER BY o.pos LIMIT ?`, sink, sink, limit)
+	return scanOutbox(rows, err)
+}
+
+// scanOutbox reads the rows of an outbox query (pos, seq, device, serial,
+// type, time, id, cose).
+func scanOutbox(rows *sql.Rows, err error) ([]OutboxEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox: %w", err)
 	}
