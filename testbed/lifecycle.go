@@ -64,6 +64,10 @@ type LifecycleReport struct {
 	// enrollment with the new owner (p50 and max over transferred motes).
 	TransferTimeP50Ms float64 `json:"transfer_time_p50_ms"`
 	TransferTimeMaxMs float64 `json:"transfer_time_max_ms"`
+	// RebootstrapP50Ms: from the check-in answer that told the device to
+	// re-bootstrap to its enrollment and OSCORE context with the new owner
+	// (the transfer time less the wait for that check-in).
+	RebootstrapP50Ms float64 `json:"rebootstrap_p50_ms"`
 	// TransferCompleteMs: from the transfer call to the old owner's
 	// "transfer" (out) record, its credentials revoked (max).
 	TransferCompleteMaxMs float64 `json:"transfer_complete_max_ms"`
@@ -114,6 +118,7 @@ type lifeMote struct {
 // lifeEvent is an action a mote carried out.
 type lifeEvent struct {
 	action string
+	took   time.Duration // carrying it out, from the check-in answer
 	net    mote.Network
 	old    oldCreds
 	at     time.Time
@@ -182,9 +187,10 @@ func (m *lifeMote) run(ctx context.Context, b *Lab) {
 			continue
 		}
 		if ans.Action != "" {
+			t0 := time.Now()
 			nn, _, ferr := m.dev.Follow(ctx, ans)
 			select {
-			case m.events <- lifeEvent{action: ans.Action, net: nn, old: oldCreds{n, enr, oc}, at: time.Now(), err: ferr}:
+			case m.events <- lifeEvent{action: ans.Action, took: time.Since(t0), net: nn, old: oldCreds{n, enr, oc}, at: time.Now(), err: ferr}:
 			default:
 			}
 			if ferr != nil {
@@ -213,6 +219,7 @@ type lifecycle struct {
 	mu      sync.Mutex
 	xferDur []time.Duration
 	xferEnd []time.Duration
+	reboot  []time.Duration
 	notice  time.Duration
 }
 
@@ -342,6 +349,7 @@ func runLifecycle(ctx context.Context, o Options, dir string) (*Report, error) {
 	l.rep.Transferred = len(l.xferDur)
 	l.rep.TransferTimeP50Ms, l.rep.TransferTimeMaxMs = ms(quantile(l.xferDur, 0.5)), ms(quantile(l.xferDur, 1))
 	l.rep.TransferCompleteMaxMs = ms(quantile(l.xferEnd, 1))
+	l.rep.RebootstrapP50Ms = ms(quantile(l.reboot, 0.5))
 	l.rep.Records, l.rep.RecordsByType, l.rep.Verified = map[string]int{}, map[string]map[string]int{}, map[string]string{}
 	for name, lab := range map[string]*Lab{"a": l.a, "b": l.b} {
 		n, byType, verr := verifyRecords(ctx, filepath.Join(dir, "records-"+name), o.Artifacts, name, lab)
@@ -554,7 +562,7 @@ func (l *lifecycle) transfer(ctx context.Context, m *lifeMote) {
 	}
 	l.step("transfer-in-record", m.serial, t0, err, "B recorded transfer in, naming the authorisation")
 	l.mu.Lock()
-	l.xferDur, l.xferEnd = append(l.xferDur, enrolled), append(l.xferEnd, done)
+	l.xferDur, l.xferEnd, l.reboot = append(l.xferDur, enrolled), append(l.xferEnd, done), append(l.reboot, ev.took)
 	l.mu.Unlock()
 	l.oldOwnerLockedOut(ctx, m, ev.old)
 }

@@ -107,8 +107,8 @@ func printSummary(w io.Writer, r *testbed.Report) {
 			}
 			fmt.Fprintf(w, "%s %-38s %-12s %8.1f ms  %s\n", mark, s.Step, s.Serial, s.Ms, s.Detail)
 		}
-		fmt.Fprintf(w, "transferred %d motes A→B: transfer time p50 %.0f ms, max %.0f ms (old owner revoked within %.0f ms); missed check-ins %d\n",
-			l.Transferred, l.TransferTimeP50Ms, l.TransferTimeMaxMs, l.TransferCompleteMaxMs, l.MissedCheckins)
+		fmt.Fprintf(w, "transferred %d motes A→B: transfer time p50 %.0f ms, max %.0f ms (of which re-bootstrap p50 %.0f ms; old owner revoked within %.0f ms); missed check-ins %d\n",
+			l.Transferred, l.TransferTimeP50Ms, l.TransferTimeMaxMs, l.RebootstrapP50Ms, l.TransferCompleteMaxMs, l.MissedCheckins)
 		fmt.Fprintf(w, "records: A %d (%s), B %d (%s); delegate received %d\n", l.Records["a"], l.Verified["a"], l.Records["b"], l.Verified["b"], l.DelegatedRecords)
 		fmt.Fprintf(w, "check-ins acked %d/%d; lifecycle completed: %v\n", r.CheckinsAcked, r.CheckinsSent, l.Completed)
 		return
