@@ -17,11 +17,12 @@ import (
 // its end position (the "delegate end" record included). A deliverer
 // that has delivered everything up to the end stops.
 func (m *Manager) superviseDelegations(ctx context.Context) error {
-	dels, err := m.cfg.Store.Delegations(ctx, nil, false)
+	dels, err := m.cfg.Store.DelegationsUndelivered(ctx)
 	if err != nil {
 		return err
 	}
 	now := m.cfg.Now()
+	pending := make(map[string]store.Delegation, len(dels))
 	for _, d := range dels {
 		if d.EndedAt.IsZero() && !now.Before(d.Until) {
 			dev, err := m.cfg.Store.Device(ctx, d.Device)
@@ -35,53 +36,40 @@ func (m *Manager) superviseDelegations(ctx context.Context) error {
 				return err
 			}
 		}
-		done, err := m.delegationDone(ctx, d)
-		if err != nil {
-			return err
-		}
-		m.delMu.Lock()
-		cancel, running := m.running[d.ID]
-		switch {
-		case done && running:
+		pending[d.ID] = d
+	}
+	m.delMu.Lock()
+	defer m.delMu.Unlock()
+	for id, cancel := range m.running {
+		if _, ok := pending[id]; !ok {
 			cancel()
-			delete(m.running, d.ID)
-			m.cfg.Log.Info().Str("delegation", d.ID).Msg("delegation delivered to its end")
-		case !done && !running && m.runCtx != nil:
+			delete(m.running, id)
+			m.cfg.Log.Info().Str("delegation", id).Msg("delegation delivered to its end")
+		}
+	}
+	if m.runCtx == nil {
+		return nil
+	}
+	for id, d := range pending {
+		if _, ok := m.running[id]; !ok {
 			if err := m.startDeliverer(m.runCtx, d); err != nil {
-				m.cfg.Log.Error().Err(err).Str("delegation", d.ID).Msg("delegate sink")
+				m.cfg.Log.Error().Err(err).Str("delegation", id).Msg("delegate sink")
 			}
 		}
-		m.delMu.Unlock()
 	}
 	return nil
-}
-
-// delegationDone reports whether an ended delegation's sink has passed
-// its end position.
-func (m *Manager) delegationDone(ctx context.Context, d store.Delegation) (bool, error) {
-	if d.EndedAt.IsZero() {
-		return false, nil
-	}
-	pos, err := m.cfg.Store.OutboxCursor(ctx, d.Sink)
-	return pos >= d.EndPos, err
 }
 
 // DeliverySinks is the delegate sinks that still hold back outbox pruning:
 // those of delegations not yet delivered to their end.
 func (m *Manager) DeliverySinks(ctx context.Context) ([]string, error) {
-	dels, err := m.cfg.Store.Delegations(ctx, nil, false)
+	dels, err := m.cfg.Store.DelegationsUndelivered(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	out := make([]string, 0, len(dels))
 	for _, d := range dels {
-		done, err := m.delegationDone(ctx, d)
-		if err != nil {
-			return nil, err
-		}
-		if !done {
-			out = append(out, d.Sink)
-		}
+		out = append(out, d.Sink)
 	}
 	return out, nil
 }

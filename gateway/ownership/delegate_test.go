@@ -91,11 +91,7 @@ func TestDelegateSource(t *testing.T) {
 	if recs, err := src.Next(ctx, sink, 10); err != nil || len(recs) != 0 {
 		t.Fatalf("past the end %+v, %v", recs, err)
 	}
-	d, _ := s.Delegation(ctx, "x")
 	m := &Manager{cfg: Config{Store: s}}
-	if done, err := m.delegationDone(ctx, d); err != nil || !done {
-		t.Fatalf("done %v, %v", done, err)
-	}
 	if sinks, err := m.DeliverySinks(ctx); err != nil || len(sinks) != 0 {
 		t.Fatalf("a delivered delegation still holds back pruning: %v, %v", sinks, err)
 	}
