@@ -128,6 +128,9 @@ type Client struct {
 	chain []*x509.Certificate
 	// block is the largest block the client sends or asks for.
 	block int
+	// maxWait bounds one Confirmable exchange: MAX_TRANSMIT_WAIT plus
+	// PROCESSING_DELAY.
+	maxWait time.Duration
 	// backstop bounds a Do whose context has no deadline.
 	backstop time.Duration
 	log      zerolog.Logger
@@ -264,7 +267,7 @@ func newClient(conn net.Conn, ccfg clientConfig, block int) *Client {
 		block = min(block, ccfg.blockSize)
 	}
 	t := ccfg.transmission
-	c := &Client{log: ccfg.log, stop: make(chan struct{}), backstop: exchangeLifetime(t), block: block}
+	c := &Client{log: ccfg.log, stop: make(chan struct{}), backstop: exchangeLifetime(t), block: block, maxWait: maxTransmitWait(t)}
 	// Retransmissions are driven by the periodic runner, so it must tick
 	// well within ACK_TIMEOUT.
 	tick := min(max(t.AckTimeout/4, 10*time.Millisecond), time.Second)
@@ -312,6 +315,13 @@ func newClient(conn net.Conn, ccfg clientConfig, block int) *Client {
 	return c
 }
 
+// maxTransmitWait is MAX_TRANSMIT_WAIT for t (RFC 7252 §4.8.2): from the
+// first transmission to giving up on an acknowledgement, plus
+// PROCESSING_DELAY (ACK_TIMEOUT) for the piggybacked response.
+func maxTransmitWait(t Transmission) time.Duration {
+	return time.Duration(float64(t.AckTimeout)*float64(int64(1)<<(t.MaxRetransmit+1)-1)*t.RandomFactor) + t.AckTimeout
+}
+
 // exchangeLifetime is EXCHANGE_LIFETIME for t (RFC 7252 §4.8.2):
 // MAX_TRANSMIT_SPAN + 2 * MAX_LATENCY + PROCESSING_DELAY.
 func exchangeLifetime(t Transmission) time.Duration {
@@ -334,9 +344,10 @@ func (c *Client) PeerChain() []*x509.Certificate { return c.chain }
 // Path, Query, ContentFormat and Accept replace the corresponding options
 // in r.Options. A 4.xx or 5.xx answer is a Response, not an error; its
 // payload is the server's diagnostic. Transport failures, timeouts and ctx
-// expiry are errors. go-coap does not end a request whose retransmissions
-// are exhausted, so without a ctx deadline Do gives up after
-// EXCHANGE_LIFETIME (247 s with the default Transmission); pass a deadline.
+// expiry are errors; an exchange whose retransmissions all go
+// unacknowledged fails with ErrNoResponse after MAX_TRANSMIT_WAIT (93 s
+// with the default Transmission). Without a ctx deadline the whole Do,
+// block-wise transfers included, gives up after EXCHANGE_LIFETIME.
 func (c *Client) Do(ctx context.Context, r *Request) (*Response, error) {
 	if c.closed.Load() {
 		return nil, ErrClientClosed
@@ -454,6 +465,11 @@ func blockOf(opts message.Options, id message.OptionID) (blockOpt, bool) {
 // exchange sends one Confirmable request (one block) and waits for its
 // response.
 func (c *Client) exchange(ctx context.Context, r *Request, token message.Token, payload []byte, b1, b2 *blockOpt) (*Response, error) {
+	// go-coap stops retransmitting after MAX_RETRANSMIT but never tells
+	// the waiting request: bound the exchange ourselves.
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, c.maxWait)
+	defer cancel()
 	req := c.cc.AcquireMessage(ctx)
 	defer c.cc.ReleaseMessage(req)
 	if err := buildRequest(req, r); err != nil {
@@ -476,6 +492,9 @@ func (c *Client) exchange(ctx context.Context, r *Request, token message.Token, 
 	if err != nil {
 		if c.closed.Load() {
 			return nil, fmt.Errorf("%w: %w", ErrClientClosed, err)
+		}
+		if parent.Err() == nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("coap: %v %s: %w after %v", r.Method, r.Path, ErrNoResponse, c.maxWait)
 		}
 		return nil, fmt.Errorf("coap: %v %s: %w", r.Method, r.Path, err)
 	}

@@ -78,6 +78,10 @@ var (
 	ErrInvalidRequest = errors.New("coap: invalid request")
 	// ErrClientClosed reports use of a closed Client.
 	ErrClientClosed = errors.New("coap: client closed")
+	// ErrNoResponse reports a Confirmable request that got no answer
+	// within MAX_TRANSMIT_WAIT (RFC 7252 §4.8.2): every retransmission
+	// went unacknowledged.
+	ErrNoResponse = errors.New("coap: no response (retransmissions exhausted)")
 
 	// errNoVerifiedChain: a DTLS peer without a (verified) certificate
 	// chain where one is required.

@@ -3,6 +3,7 @@ package coap_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -290,5 +291,22 @@ func TestBlockwiseOverLossyRadio(t *testing.T) {
 				wantResponse(t, resp, err, codes.Changed, bytes.Repeat(payload, 2))
 			}
 		})
+	}
+}
+
+// A request whose every transmission is lost fails with ErrNoResponse
+// once MAX_TRANSMIT_WAIT has passed, not at the caller's deadline.
+func TestNoResponseAfterRetransmissions(t *testing.T) {
+	l := newRadioLink(t, radio.WithLoss(1))
+	s := start(t, l, serveUDP, coap.NewMux())
+	c := dialUDP(t, l, s, coap.WithTransmission(coap.Transmission{AckTimeout: 20 * time.Millisecond, RandomFactor: 1, MaxRetransmit: 2}))
+	ctx, cancel := context.WithTimeout(testContext(t), time.Minute)
+	defer cancel()
+	_, err := c.Get(ctx, "/x", coap.FormatNone)
+	if !errors.Is(err, coap.ErrNoResponse) {
+		t.Fatalf("err %v, want ErrNoResponse", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("gave up at the caller's deadline, not after the retransmissions")
 	}
 }

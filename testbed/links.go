@@ -19,6 +19,7 @@ import (
 
 	"github.com/tumbler-iot/tumbler/ble"
 	blesim "github.com/tumbler-iot/tumbler/ble/sim"
+	"github.com/tumbler-iot/tumbler/coap"
 	"github.com/tumbler-iot/tumbler/coap/joinproxy"
 	"github.com/tumbler-iot/tumbler/gateway"
 	"github.com/tumbler-iot/tumbler/pki"
@@ -87,7 +88,17 @@ type LinkOptions struct {
 	BLEDrop float64
 	// Seed makes the links' loss and delays replayable.
 	Seed uint64
+	// Transmission is the CoAP retransmission of motes on these links
+	// (default DefaultLinkTransmission).
+	Transmission coap.Transmission
 }
+
+// DefaultLinkTransmission is the CoAP retransmission of motes on the
+// simulated links: RFC 7252's exponential back-off from a shorter
+// ACK_TIMEOUT (the links' latency is milliseconds) and more attempts, so
+// that at 20% datagram loss an exchange runs out of retransmissions about
+// once in ten thousand (0.36^9) rather than once in two hundred (0.36^5).
+var DefaultLinkTransmission = coap.Transmission{AckTimeout: 500 * time.Millisecond, RandomFactor: 1.5, MaxRetransmit: 8}
 
 // links holds the simulated networks and the gateway-side adapters.
 type links struct {

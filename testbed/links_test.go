@@ -2,7 +2,9 @@ package testbed
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/tumbler-iot/tumbler/coap"
 	"testing"
 	"time"
 )
@@ -71,9 +73,13 @@ func TestLossMTUTable(t *testing.T) {
 	for _, c := range cells {
 		t.Run(fmt.Sprintf("%s/loss=%.2f/mtu=%d/attempts=%d", c.kind, c.loss, c.mtu, c.attempts), func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			o := Options{Seed: 7, Dir: t.TempDir(), MTU: c.mtu, Links: LinkOptions{Loss: c.loss, Hops: 2, MACAttempts: c.attempts}}
+			// A short ACK_TIMEOUT keeps the cells quick and bounds an
+			// exchange that runs out of retransmissions (MAX_TRANSMIT_WAIT
+			// 0.25 s × 511 × 1.5 ≈ 3 min), after which the mote reconnects.
+			o := Options{Seed: 7, Dir: t.TempDir(), MTU: c.mtu, Timeout: 9 * time.Minute, Links: LinkOptions{Loss: c.loss, Hops: 2, MACAttempts: c.attempts,
+				Transmission: coap.Transmission{AckTimeout: 250 * time.Millisecond, RandomFactor: 1.5, MaxRetransmit: 8}}}
 			if c.kind == "ip" {
 				o.IP = 4
 			} else {

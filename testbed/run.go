@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tumbler-iot/tumbler/coap"
 	"github.com/tumbler-iot/tumbler/gateway"
 	"github.com/tumbler-iot/tumbler/gateway/store"
 	"github.com/tumbler-iot/tumbler/gateway/upstream"
@@ -370,6 +371,10 @@ func onboardOne(ctx context.Context, lab *Lab, r *moteResult, o Options) (*mote.
 	if r.path.kind != LinkUDP {
 		// Lossy links: more patience before a session is given up.
 		cfg.HandshakeTimeout, cfg.Attempts = 60*time.Second, 6
+		cfg.Transmission = o.Links.Transmission
+		if cfg.Transmission == (coap.Transmission{}) {
+			cfg.Transmission = DefaultLinkTransmission
+		}
 	}
 	p, err := mote.New(r.id, cfg)
 	if err != nil {
