@@ -243,7 +243,12 @@ func tryMosquitto(t *testing.T) *mosquitto {
 	dir := t.TempDir()
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nset_tcp_nodelay true\nmax_queued_messages 0\n", port, dir)
+	// Persistence keeps the subscriber's session (and the messages queued
+	// for it) across a restart. Run as root, mosquitto would otherwise
+	// drop to the "mosquitto" user, which cannot write the test's private
+	// directory, and silently lose the session; "user root" is ignored
+	// when not root.
+	body := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nset_tcp_nodelay true\nmax_queued_messages 0\nuser root\n", port, dir)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
