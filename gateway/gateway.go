@@ -420,6 +420,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		b.close()
 		return err
 	}
+	if port, ok := joinproxy.Port(b.pcs[fieldListen].LocalAddr()); ok {
+		g.announce(port)
+	}
 	g.setListening(b.addrs)
 	ev := g.log.Info()
 	for _, f := range b.order {

@@ -131,6 +131,9 @@ func (g *Gateway) socketLinks(b *bound) ([]func(context.Context) error, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", fieldJPY, err)
 		}
+		// Announced before Run reports its sockets, not when the serving
+		// goroutine gets to it: discovery is complete once Listening returns.
+		g.announceJPY(rc.LocalAddr())
 		serve = append(serve, func(ctx context.Context) error {
 			defer rc.Close()
 			return g.ServeDTLS(ctx, rc)
