@@ -60,24 +60,57 @@ func (b *TransferBody) decode(body Body) error {
 	return nil
 }
 
+// Repossession sides, RepossessBody.Side: the new owner's gateway writes
+// the enrollment (RepossessIn); the previous owner's gateway writes what
+// the MASA's claims feed tells it, in order: the claim, its own objection,
+// and the device gone.
+const (
+	RepossessIn       = ""
+	RepossessClaimed  = "claimed"
+	RepossessObjected = "objected"
+	RepossessOut      = "out"
+)
+
 // RepossessBody is the body of a "repossess" record.
 //
 //	repossess-body = {
 //	  1 => bstr .size 32,        ; SHA-256 of the recovery authority's order
 //	  2 => unix-time,            ; end of the MASA's notice period
+//	  ? 3 => "claimed" / "objected" / "out",  ; the previous owner's side; absent: "in"
+//	  ? 4 => bstr .size 32,      ; with 3: SHA-256 of the claimant's domain CA SPKI
 //	}
 type RepossessBody struct {
 	OrderHash   [32]byte
 	NoticeUntil time.Time
+	// Side is RepossessIn or one of the previous owner's sides.
+	Side string
+	// NewOwner names the claimant's domain; set exactly when Side is not
+	// RepossessIn.
+	NewOwner [32]byte
 }
 
 // RecordType returns TypeRepossess.
 func (*RepossessBody) RecordType() Type { return TypeRepossess }
 
+func validRepossessSide(s string) bool {
+	switch s {
+	case RepossessClaimed, RepossessObjected, RepossessOut:
+		return true
+	}
+	return false
+}
+
 func (b *RepossessBody) encode() (Body, error) {
 	w := newBodyWriter("repossess")
 	w.bytes(1, b.OrderHash[:])
 	w.time(2, b.NoticeUntil)
+	if b.Side != RepossessIn {
+		if !validRepossessSide(b.Side) {
+			w.fail(3, "side %q", b.Side)
+		}
+		w.text(3, b.Side, 1, 16)
+		w.bytes(4, b.NewOwner[:])
+	}
 	return w.finish()
 }
 
@@ -86,6 +119,18 @@ func (b *RepossessBody) decode(body Body) error {
 	var out RepossessBody
 	out.OrderHash = f.hash(1)
 	out.NoticeUntil = f.time(2, false, false)
+	_, side := body[3]
+	_, owner := body[4]
+	switch {
+	case side:
+		out.Side = f.text(3, 1, 16)
+		if !validRepossessSide(out.Side) {
+			f.fail(3, "side %q", out.Side)
+		}
+		out.NewOwner = f.hash(4)
+	case owner:
+		f.fail(4, "new owner without a side")
+	}
 	f.closed()
 	if err := f.finish(); err != nil {
 		return err

@@ -55,6 +55,9 @@ func TestRoundTrip(t *testing.T) {
 		{name: "transfer out", body: &TransferBody{Out: true, AuthorizationHash: IDOf([]byte("a")), NewOwner: IDOf([]byte("b")), NotAfter: t0}},
 		{name: "transfer in", body: &TransferBody{AuthorizationHash: IDOf([]byte("a")), NewOwner: IDOf([]byte("b")), NotAfter: t0}},
 		{name: "repossess", body: &RepossessBody{OrderHash: IDOf([]byte("o")), NoticeUntil: t0}},
+		{name: "repossess claimed", body: &RepossessBody{OrderHash: IDOf([]byte("o")), NoticeUntil: t0, Side: RepossessClaimed, NewOwner: IDOf([]byte("b"))}},
+		{name: "repossess objected", body: &RepossessBody{OrderHash: IDOf([]byte("o")), NoticeUntil: t0, Side: RepossessObjected, NewOwner: IDOf([]byte("b"))}},
+		{name: "repossess out", body: &RepossessBody{OrderHash: IDOf([]byte("o")), NoticeUntil: t0, Side: RepossessOut, NewOwner: IDOf([]byte("b"))}},
 		{name: "reset by operator", body: &ResetBody{Initiator: ResetByOperator, Reason: "tenant left", Revoked: [][]byte{{0x01}, {0x7f, 0xff}}}},
 		{name: "reset by device", body: &ResetBody{Initiator: ResetByDevice, Revoked: [][]byte{}}},
 		{name: "decommission", body: &DecommissionBody{Reason: "end of life", Revoked: [][]byte{{0x42}}}},
@@ -274,6 +277,7 @@ func TestLifecycleBodiesRefuse(t *testing.T) {
 		{"decommission empty serial", &DecommissionBody{Revoked: [][]byte{{}}}},
 		{"delegate without id", &DelegateBody{Sink: "s", Until: t0}},
 		{"repossess zero notice", &RepossessBody{}},
+		{"repossess unknown side", &RepossessBody{OrderHash: IDOf([]byte("o")), NoticeUntil: t0, Side: "in"}},
 	} {
 		if err := r.SetBody(tc.body); !errors.Is(err, ErrBody) {
 			t.Errorf("%s: got %v, want ErrBody", tc.name, err)
@@ -288,6 +292,9 @@ func TestLifecycleBodiesRefuse(t *testing.T) {
 		{"transfer extra key", TypeTransfer, Body{1: raw(t, "in"), 2: raw(t, make([]byte, 32)), 3: raw(t, make([]byte, 32)), 4: raw(t, 1), 5: raw(t, 1)}},
 		{"reset revoked not a list", TypeReset, Body{1: raw(t, "device"), 3: raw(t, 1)}},
 		{"decommission missing revoked", TypeDecommission, Body{1: raw(t, "why")}},
+		{"repossess unknown side", TypeRepossess, Body{1: raw(t, make([]byte, 32)), 2: raw(t, 1), 3: raw(t, "stolen"), 4: raw(t, make([]byte, 32))}},
+		{"repossess side without owner", TypeRepossess, Body{1: raw(t, make([]byte, 32)), 2: raw(t, 1), 3: raw(t, "out")}},
+		{"repossess owner without side", TypeRepossess, Body{1: raw(t, make([]byte, 32)), 2: raw(t, 1), 4: raw(t, make([]byte, 32))}},
 		{"delegate until null", TypeDelegate, Body{1: raw(t, "end"), 2: raw(t, "d"), 3: raw(t, "s"), 4: raw(t, nil)}},
 	} {
 		r := baseRecord()
