@@ -23,7 +23,7 @@ func seed(f *testing.F, name string) {
 // Every parser either refuses or returns a document whose signed bytes are
 // the input (nothing is re-encoded or lost).
 func FuzzParse(f *testing.F) {
-	for _, n := range []string{"authorization.hex", "order.hex", "claim.hex", "objection.hex"} {
+	for _, n := range []string{"authorization.hex", "order.hex", "claim.hex", "objection.hex", "claims-query.hex"} {
 		seed(f, n)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -37,6 +37,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("claim not kept byte for byte")
 		}
 		ParseObjection(data)
+		ParseClaimsQuery(data)
 	})
 }
 

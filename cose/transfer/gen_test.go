@@ -26,7 +26,8 @@ func TestUpdateSeeds(t *testing.T) {
 	o, _ := SignOrder(rand.Reader, authKey, &Order{Serial: "SN-1", NewOwner: [32]byte{2}, IssuedAt: now, Reason: "court order"})
 	c, _ := SignClaim(rand.Reader, reg.Key, chain, &Claim{Serial: "SN-1", Order: o, Proof: make([]byte, 32)})
 	x, _ := SignObjection(rand.Reader, reg.Key, chain, "SN-1", now)
-	for name, b := range map[string][]byte{"authorization.hex": a, "order.hex": o, "claim.hex": c, "objection.hex": x} {
+	q, _ := SignClaimsQuery(rand.Reader, reg.Key, chain, now)
+	for name, b := range map[string][]byte{"authorization.hex": a, "order.hex": o, "claim.hex": c, "objection.hex": x, "claims-query.hex": q} {
 		if err := os.WriteFile(filepath.Join("testdata", name), []byte(hex.EncodeToString(b)+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,9 @@
 //   - a Claim: the claimant's registrar presents the order to the MASA with
 //     a proof that it holds the device (from the label's secret);
 //   - an Objection: the current owner's registrar objects to a claim during
-//     the MASA's notice period.
+//     the MASA's notice period;
+//   - a ClaimsQuery: an owner's registrar asks the MASA which claims were
+//     made against its devices (the claims feed).
 //
 // Each is a COSE_Sign1 (ES256) over strict deterministic CBOR with integer
 // keys. Registrar-signed documents carry the registrar's certificate chain
@@ -253,6 +255,36 @@ func ParseObjection(data []byte) (*Objection, *cose.Sign1, error) {
 		return nil, nil, fmt.Errorf("%w: objection", ErrMalformed)
 	}
 	return &o, m, nil
+}
+
+// ClaimsQuery asks the MASA for the repossession claims against the
+// signing domain's devices. Its key is one no other document here uses, so
+// neither can be taken for the other.
+//
+//	claims-query = {
+//	  10 => uint,           ; issued-at
+//	}
+type ClaimsQuery struct {
+	IssuedAt uint64 `cbor:"10,keyasint"`
+}
+
+// SignClaimsQuery signs a claims query with the owner registrar's key and
+// chain.
+func SignClaimsQuery(rand io.Reader, key crypto.Signer, chain []*x509.Certificate, now time.Time) ([]byte, error) {
+	return signWithChain(rand, key, chain, ClaimsQuery{IssuedAt: uint64(now.Unix())})
+}
+
+// ParseClaimsQuery decodes a claims query strictly.
+func ParseClaimsQuery(data []byte) (*ClaimsQuery, *cose.Sign1, error) {
+	m, err := cose.Parse(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	var q ClaimsQuery
+	if err := cose.Unmarshal(m.Payload(), &q); err != nil || q.IssuedAt == 0 {
+		return nil, nil, fmt.Errorf("%w: claims query", ErrMalformed)
+	}
+	return &q, m, nil
 }
 
 func signWithChain(rand io.Reader, key crypto.Signer, chain []*x509.Certificate, v any) ([]byte, error) {

@@ -106,6 +106,20 @@ func TestOrderClaimObjection(t *testing.T) {
 	if x, m, err := ParseObjection(xb); err != nil || x.Serial != "SN-9" || m == nil {
 		t.Fatalf("objection %+v %v", x, err)
 	}
+	qb, err := SignClaimsQuery(rand.Reader, reg.Key, chain, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, m, err := ParseClaimsQuery(qb); err != nil || q.IssuedAt != uint64(now.Unix()) || m == nil {
+		t.Fatalf("claims query %+v %v", q, err)
+	}
+	// Neither registrar-signed document passes for the other.
+	if _, _, err := ParseClaimsQuery(xb); !errors.Is(err, ErrMalformed) {
+		t.Errorf("objection parsed as a claims query: %v", err)
+	}
+	if _, _, err := ParseObjection(qb); !errors.Is(err, ErrMalformed) {
+		t.Errorf("claims query parsed as an objection: %v", err)
+	}
 }
 
 func TestLabel(t *testing.T) {
