@@ -29,6 +29,7 @@ func (m *MASA) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathTransfer, m.serveOwnership)
 	mux.HandleFunc("POST "+PathRepossess, m.serveOwnership)
 	mux.HandleFunc("POST "+PathObject, m.serveOwnership)
+	mux.HandleFunc("POST "+PathClaims, m.serveOwnership)
 	return mux
 }
 
@@ -67,6 +68,14 @@ func (m *MASA) serveOwnership(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case PathClaims:
+		claims, err := m.Claims(body, clientCert(r))
+		if err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string][]ClaimNotice{"claims": claims})
 	}
 }
 

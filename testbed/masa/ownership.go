@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +29,7 @@ const (
 	PathTransfer  = "/.well-known/tumbler/transfer"
 	PathRepossess = "/.well-known/tumbler/repossess"
 	PathObject    = "/.well-known/tumbler/object"
+	PathClaims    = "/.well-known/tumbler/claims"
 )
 
 // DefaultNotice is how long a repossession claim waits for an objection.
@@ -49,6 +52,8 @@ type ownEvent struct {
 	Device      string    `json:"device,omitempty"`    // transfers: the device id (SHA-256 of its IDevID), hex
 	NotAfter    time.Time `json:"not_after,omitzero"`
 	NoticeUntil time.Time `json:"notice_until,omitzero"`
+	Owner       string    `json:"owner,omitempty"`  // claims: the device's owner when claimed (domain id)
+	Reason      string    `json:"reason,omitempty"` // claims: the order's reason
 	At          time.Time `json:"at"`
 }
 
@@ -60,6 +65,8 @@ type grant struct {
 	device      string    // authorisations: the device id they name
 	notAfter    time.Time // authorisations
 	noticeUntil time.Time // claims
+	owner       string    // claims: the owner it was made against
+	reason      string    // claims: the order's reason
 	objected    bool
 	used        bool
 }
@@ -119,7 +126,7 @@ func (o *ownership) apply(e ownEvent) {
 			}
 		}
 	case "claim":
-		o.claims[e.Serial] = &grant{hash: e.Hash, newOwner: e.NewOwner, noticeUntil: e.NoticeUntil}
+		o.claims[e.Serial] = &grant{hash: e.Hash, newOwner: e.NewOwner, noticeUntil: e.NoticeUntil, owner: e.Owner, reason: e.Reason}
 	case "objection":
 		if g := o.claims[e.Serial]; g != nil {
 			g.objected = true
@@ -296,8 +303,9 @@ func (m *MASA) RegisterClaim(body []byte, clientCert *x509.Certificate) (time.Ti
 	if g := m.own.claims[c.Serial]; g != nil && g.hash == hex.EncodeToString(o.Hash[:]) && !g.used {
 		return g.noticeUntil, nil // the same claim again
 	}
+	owner, _ := m.audit.currentOwner(c.Serial)
 	if err := m.own.record(ownEvent{Kind: "claim", Serial: c.Serial, Hash: hex.EncodeToString(o.Hash[:]),
-		NewOwner: hex.EncodeToString(newOwner[:]), NoticeUntil: until, At: now}); err != nil {
+		NewOwner: hex.EncodeToString(newOwner[:]), NoticeUntil: until, Owner: owner, Reason: o.Reason, At: now}); err != nil {
 		return time.Time{}, err
 	}
 	m.log.Warn().Str("serial", c.Serial).Str("reason", o.Reason).Time("notice_until", until).Msg("repossession claimed; the owner may object until the notice ends")
@@ -330,6 +338,61 @@ func (m *MASA) RegisterObjection(body []byte, clientCert *x509.Certificate) erro
 	}
 	m.log.Warn().Str("serial", x.Serial).Msg("repossession objected by the owner")
 	return m.own.record(ownEvent{Kind: "objection", Serial: x.Serial, At: m.now()})
+}
+
+// Claim statuses in the claims feed.
+const (
+	ClaimPending   = "pending"   // the notice runs, or ran out and the claimant has not onboarded the device yet
+	ClaimObjected  = "objected"  // the owner objected: the claim never matures
+	ClaimCompleted = "completed" // the claimant got a voucher: the device is theirs
+)
+
+// ClaimNotice is an entry of the claims feed.
+type ClaimNotice struct {
+	Serial      string    `json:"serial"`
+	OrderHash   string    `json:"order_hash"` // SHA-256 of the recovery authority's order, hex
+	NewOwner    string    `json:"new_owner"`  // SHA-256 of the claimant's domain CA SPKI, hex
+	Reason      string    `json:"reason,omitempty"`
+	NoticeUntil time.Time `json:"notice_until"`
+	Status      string    `json:"status"`
+}
+
+// Claims is the claims feed: every repossession claim made against a
+// device while the querying domain owned it, with where it stands. The
+// query must be signed by that domain's registrar, the TLS client; that
+// binding is what keeps one domain from reading another's feed, so the
+// query needs no freshness of its own.
+func (m *MASA) Claims(body []byte, clientCert *x509.Certificate) ([]ClaimNotice, error) {
+	_, msg, err := transfer.ParseClaimsQuery(body)
+	if err != nil {
+		return nil, fmt.Errorf("masa: %w: %w", ErrMalformed, err)
+	}
+	signer, bag, err := transfer.Signer(msg)
+	if err != nil {
+		return nil, fmt.Errorf("masa: %w: %w", ErrRegistrar, err)
+	}
+	domainID, _, err := m.domainOf(signer, bag, clientCert)
+	if err != nil {
+		return nil, err
+	}
+	m.own.mu.Lock()
+	defer m.own.mu.Unlock()
+	out := []ClaimNotice{}
+	for serial, g := range m.own.claims {
+		if g.owner != domainID {
+			continue
+		}
+		n := ClaimNotice{Serial: serial, OrderHash: g.hash, NewOwner: g.newOwner, Reason: g.reason, NoticeUntil: g.noticeUntil, Status: ClaimPending}
+		switch {
+		case g.used:
+			n.Status = ClaimCompleted
+		case g.objected:
+			n.Status = ClaimObjected
+		}
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b ClaimNotice) int { return strings.Compare(a.Serial, b.Serial) })
+	return out, nil
 }
 
 // domainOf checks a registrar-signed document's signer (cmcRA, chains to a

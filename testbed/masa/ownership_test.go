@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -232,6 +233,41 @@ func TestRepossessionClaim(t *testing.T) {
 	if _, err := m.RequestVoucher(ctx, rvr(t, b, q, nil, nil), b.reg); !errors.Is(err, ErrOwned) {
 		t.Errorf("after an objection: %v, want ErrOwned", err)
 	}
+
+	// The claims feed: A, the owner both claims were made against, sees
+	// both with where they stand; B, the claimant, sees none; a query not
+	// signed by the TLS client, or not a query, is refused.
+	feed, err := m.Claims(mustQuery(t, a, now), a.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"SN-O": ClaimObjected, "SN-R": ClaimCompleted}
+	if len(feed) != len(want) {
+		t.Fatalf("feed %+v", feed)
+	}
+	for _, n := range feed {
+		if want[n.Serial] != n.Status || n.NewOwner != hex.EncodeToString(ownerB[:]) || n.Reason != "test" || len(n.OrderHash) != 64 {
+			t.Errorf("feed entry %+v", n)
+		}
+	}
+	if feed, err := m.Claims(mustQuery(t, b, now), b.reg); err != nil || len(feed) != 0 {
+		t.Errorf("claimant's feed %+v %v", feed, err)
+	}
+	if _, err := m.Claims(mustQuery(t, a, now), b.reg); !errors.Is(err, ErrRegistrar) {
+		t.Errorf("query by another TLS client: %v, want ErrRegistrar", err)
+	}
+	if _, err := m.Claims(mustObjection(t, a, "SN-O", now), a.reg); !errors.Is(err, ErrMalformed) {
+		t.Errorf("objection as a query: %v, want ErrMalformed", err)
+	}
+}
+
+func mustQuery(t *testing.T, d domain, now time.Time) []byte {
+	t.Helper()
+	q, err := transfer.SignClaimsQuery(rand.Reader, d.key, d.certs(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
 
 func mustObjection(t *testing.T, d domain, serial string, now time.Time) []byte {
