@@ -102,7 +102,8 @@ type ESTConfig struct {
 
 // OwnershipConfig tunes the lifecycle operations.
 type OwnershipConfig struct {
-	// TransferPoll is how often pending transfers are checked at the MASA.
+	// TransferPoll is how often pending transfers are checked at the MASA
+	// and its claims feed read.
 	TransferPoll time.Duration `yaml:"transfer_poll"`
 	// TransferValidity is the default lifetime of a transfer
 	// authorisation.

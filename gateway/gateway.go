@@ -545,6 +545,9 @@ func (noOwnershipMASA) Claim(context.Context, string, []byte) (time.Time, error)
 func (noOwnershipMASA) Object(context.Context, string, []byte) error {
 	return registrar.ErrMASAUnavailable
 }
+func (noOwnershipMASA) Claims(context.Context, string, []byte) ([]registrar.ClaimNotice, error) {
+	return nil, nil // no feed to read
+}
 func (noOwnershipMASA) AuditLog(context.Context, string, []byte) ([]registrar.AuditEvent, error) {
 	return nil, registrar.ErrMASAUnavailable
 }

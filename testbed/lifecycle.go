@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -31,6 +32,7 @@ import (
 	"github.com/tumbler-iot/tumbler/gateway/api"
 	"github.com/tumbler-iot/tumbler/gateway/ownership"
 	"github.com/tumbler-iot/tumbler/gateway/registrar"
+	"github.com/tumbler-iot/tumbler/gateway/store"
 	"github.com/tumbler-iot/tumbler/gateway/upstream"
 	"github.com/tumbler-iot/tumbler/pki"
 	"github.com/tumbler-iot/tumbler/testbed/masa"
@@ -513,6 +515,55 @@ func waitState(ctx context.Context, lab *Lab, id, state string, timeout time.Dur
 	}
 }
 
+// waitClaim waits until lab shows the device's repossession claims with the
+// given statuses, in order (the MASA's claims feed, as the gateway
+// recorded it).
+func waitClaim(ctx context.Context, lab *Lab, id string, timeout time.Duration, statuses ...string) (ownership.DeviceDetail, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		d, err := lab.API.GetDevice(ctx, id)
+		if err == nil {
+			var got []string
+			for _, c := range d.Claims {
+				got = append(got, c.Status)
+			}
+			if slices.Equal(got, statuses) {
+				return d, nil
+			}
+			if time.Now().After(deadline) {
+				return d, fmt.Errorf("claims %v, want %v, after %v", got, statuses, timeout)
+			}
+		} else if time.Now().After(deadline) {
+			return d, err
+		}
+		select {
+		case <-ctx.Done():
+			return d, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// repossessSides lists the sides of the device's repossess records.
+func repossessSides(d ownership.DeviceDetail) ([]string, error) {
+	var sides []string
+	for _, r := range d.Records {
+		if r.Type != string(record.TypeRepossess) {
+			continue
+		}
+		rec, err := record.Parse(r.COSE)
+		if err != nil {
+			return nil, err
+		}
+		var b record.RepossessBody
+		if err := rec.Record.DecodeBody(&b); err != nil {
+			return nil, err
+		}
+		sides = append(sides, cmp.Or(b.Side, "in"))
+	}
+	return sides, nil
+}
+
 func hasRecord(d ownership.DeviceDetail, typ string) int {
 	n := 0
 	for _, r := range d.Records {
@@ -638,6 +689,11 @@ func (l *lifecycle) repossess(ctx context.Context, m *lifeMote) {
 	if !l.step("repossess-claim", m.serial, t3, err, fmt.Sprintf("the MASA holds the voucher for a %v notice", l.notice)) {
 		return
 	}
+	// A is gone as far as the device is concerned, but its gateway still
+	// reads the MASA's claims feed: it records the claim and shows it.
+	t6 := time.Now()
+	_, err = waitClaim(ctx, l.a, m.idHex, l.notice, record.RepossessClaimed)
+	l.step("repossess-claim-seen-by-owner", m.serial, t6, err, "A's gateway read the claim from the MASA's claims feed and recorded it (repossess, claimed)")
 	t4 := time.Now()
 	_, err = m.dev.Join(ctx, mote.Network{CoAP: l.b.CoAP})
 	if err == nil {
@@ -661,7 +717,19 @@ func (l *lifecycle) repossess(ctx context.Context, m *lifeMote) {
 		}
 	}
 	l.step("repossess-enroll", m.serial, t0, err, "after the notice, reset and enrolled with B; B recorded repossess")
-	_ = t5
+	var d ownership.DeviceDetail
+	if d, err = waitState(ctx, l.a, m.idHex, string(store.StateRepossessed), 30*time.Second); err == nil {
+		var sides []string
+		if sides, err = repossessSides(d); err == nil && !slices.Equal(sides, []string{record.RepossessClaimed, record.RepossessOut}) {
+			err = fmt.Errorf("A's repossess records %v, want [claimed out]", sides)
+		}
+		for _, c := range d.Certificates {
+			if c.RevokedAt == nil {
+				err = fmt.Errorf("A left LDevID %s unrevoked", c.Serial)
+			}
+		}
+	}
+	l.step("repossess-old-owner-out", m.serial, t5, err, "A saw the repossession in the claims feed: LDevID revoked, context deleted, repossess (out) recorded")
 	m.resume()
 }
 
@@ -730,9 +798,21 @@ func (l *lifecycle) objection(ctx context.Context, m *lifeMote) {
 	}
 	res, err := l.b.API.Repossess(ctx, ownership.RepossessRequest{Serial: m.serial, QRSecret: hex.EncodeToString(l.a.MASA.LabelSecret(m.serial)), Order: order})
 	if err == nil {
-		_, err = l.a.API.Object(ctx, m.idHex)
+		// A's operator learns of the claim from its own gateway (the
+		// claims feed), then objects; the objection is recorded at once.
+		if _, err = waitClaim(ctx, l.a, m.idHex, l.notice, record.RepossessClaimed); err == nil {
+			if _, err = l.a.API.Object(ctx, m.idHex); err == nil {
+				var d ownership.DeviceDetail
+				if d, err = waitClaim(ctx, l.a, m.idHex, time.Second, record.RepossessObjected); err == nil {
+					var sides []string
+					if sides, err = repossessSides(d); err == nil && !slices.Equal(sides, []string{record.RepossessClaimed, record.RepossessObjected}) {
+						err = fmt.Errorf("A's repossess records %v, want [claimed objected]", sides)
+					}
+				}
+			}
+		}
 	}
-	if !l.step("objection", m.serial, t0, err, "B claimed the device; A, its owner, objected within the notice") {
+	if !l.step("objection", m.serial, t0, err, "B claimed the device; A's gateway showed the claim, its operator objected within the notice, both recorded") {
 		return
 	}
 	select {

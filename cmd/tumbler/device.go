@@ -85,7 +85,7 @@ func deviceListCmd(f *deviceFlags) *cobra.Command {
 					fmt.Fprintln(w, "ID\tSERIAL\tSTATE\tCLASS\tLAST CHECK-IN\tDUE\tMISSED\tOVERDUE\tPENDING")
 					for _, d := range list {
 						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.Serial, d.State, d.Class,
-							deviceTimePtr(d.LastCheckin), deviceTimePtr(d.DueAt), d.Missed, deviceYes(d.Overdue), deviceDash(d.PendingAction))
+							deviceTimePtr(d.LastCheckin), deviceTimePtr(d.DueAt), d.Missed, deviceYes(d.Overdue), devicePending(d))
 					}
 				})
 			})
@@ -116,6 +116,15 @@ devices delegated to it.`,
 	}
 }
 
+// devicePending is the operation waiting for the device, or an open
+// repossession claim against it.
+func devicePending(d ownership.DeviceView) string {
+	if d.PendingAction == "" && d.Claim != nil {
+		return "repossession claim (object before " + deviceTime(d.Claim.NoticeUntil) + ")"
+	}
+	return deviceDash(d.PendingAction)
+}
+
 // deviceDetail writes one device as labelled lines and three tables.
 func deviceDetail(w io.Writer, d ownership.DeviceDetail) {
 	for _, kv := range [][2]string{
@@ -129,7 +138,7 @@ func deviceDetail(w io.Writer, d ownership.DeviceDetail) {
 		{"Due", deviceTimePtr(d.DueAt)},
 		{"Missed", fmt.Sprint(d.Missed)},
 		{"Overdue", deviceYes(d.Overdue)},
-		{"Pending", deviceDash(d.PendingAction)},
+		{"Pending", devicePending(d.DeviceView)},
 	} {
 		fmt.Fprintf(w, "%s:\t%s\n", kv[0], kv[1])
 	}
@@ -142,6 +151,13 @@ func deviceDetail(w io.Writer, d ownership.DeviceDetail) {
 	fmt.Fprintln(w, "ID\tSINK\tUNTIL\tENDED")
 	for _, g := range d.Delegations {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", g.ID, g.Sink, deviceTime(g.Until), deviceTimePtr(g.Ended))
+	}
+	if len(d.Claims) > 0 {
+		fmt.Fprintln(w, "\nREPOSSESSION CLAIMS")
+		fmt.Fprintln(w, "ORDER\tNEW OWNER\tNOTICE UNTIL\tSTATUS\tREASON")
+		for _, c := range d.Claims {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.OrderHash[:16], c.NewOwner[:16], deviceTime(c.NoticeUntil), c.Status, deviceDash(c.Reason))
+		}
 	}
 	fmt.Fprintln(w, "\nRECORDS")
 	fmt.Fprintln(w, "SEQ\tTYPE\tTIME\tID")

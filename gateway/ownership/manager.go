@@ -35,6 +35,7 @@ type MASA interface {
 	Claim(ctx context.Context, masaURL string, claim []byte) (time.Time, error)
 	Object(ctx context.Context, masaURL string, objection []byte) error
 	AuditLog(ctx context.Context, masaURL string, rvr []byte) ([]registrar.AuditEvent, error)
+	Claims(ctx context.Context, masaURL string, query []byte) ([]registrar.ClaimNotice, error)
 }
 
 // Config is what a Manager needs.
@@ -51,7 +52,7 @@ type Config struct {
 	MASAURL   string
 	GatewayID string
 	// TransferPoll is how often pending transfers are checked at the MASA
-	// (default 1 min), and expired delegations ended.
+	// and its claims feed read (default 1 min).
 	TransferPoll time.Duration
 	// TransferValidity is the default lifetime of an authorisation
 	// (default 7 days).
@@ -174,9 +175,20 @@ func (m *Manager) ListDevices(ctx context.Context, f ListFilter) ([]DeviceView, 
 	if err != nil {
 		return nil, err
 	}
+	claims, err := m.cfg.Store.Claims(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	open := map[store.DeviceID]*ClaimView{}
+	for _, c := range claims {
+		if c.Status == record.RepossessClaimed {
+			open[c.Device] = claimView(c)
+		}
+	}
 	out := make([]DeviceView, 0, len(devs))
 	for _, d := range devs {
 		v := view(d, m.cfg.Now())
+		v.Claim = open[d.ID]
 		if f.Overdue && !v.Overdue {
 			continue
 		}
@@ -200,13 +212,28 @@ func view(d store.Device, now time.Time) DeviceView {
 	return v
 }
 
+func claimView(c store.Claim) *ClaimView {
+	return &ClaimView{OrderHash: hex.EncodeToString(c.OrderHash[:]), NewOwner: hex.EncodeToString(c.NewOwner[:]),
+		Reason: c.Reason, NoticeUntil: c.NoticeUntil.UTC(), Status: c.Status}
+}
+
 // GetDevice implements Service.
 func (m *Manager) GetDevice(ctx context.Context, id string) (DeviceDetail, error) {
 	dev, err := m.device(ctx, id)
 	if err != nil {
 		return DeviceDetail{}, err
 	}
-	out := DeviceDetail{DeviceView: view(dev, m.cfg.Now()), Certificates: []CertView{}, Delegations: []DelegationView{}, Records: []RecordView{}}
+	out := DeviceDetail{DeviceView: view(dev, m.cfg.Now()), Certificates: []CertView{}, Delegations: []DelegationView{}, Records: []RecordView{}, Claims: []ClaimView{}}
+	claims, err := m.cfg.Store.Claims(ctx, &dev.ID)
+	if err != nil {
+		return out, err
+	}
+	for _, c := range claims {
+		out.Claims = append(out.Claims, *claimView(c))
+		if c.Status == record.RepossessClaimed {
+			out.Claim = claimView(c)
+		}
+	}
 	certs, err := m.cfg.Store.Certificates(ctx, dev.ID)
 	if err != nil {
 		return out, err
@@ -449,6 +476,10 @@ func (m *Manager) Object(ctx context.Context, id string) error {
 		return masaError(err)
 	}
 	m.cfg.Log.Warn().Str("serial", dev.Serial).Msg("objected to a repossession claim")
+	// Record the objection now, from the feed, rather than at the next poll.
+	if err := m.checkClaims(ctx, masaURL); err != nil {
+		m.cfg.Log.Warn().Err(err).Str("serial", dev.Serial).Msg("repossession claims")
+	}
 	return nil
 }
 
@@ -675,6 +706,9 @@ func (m *Manager) Run(ctx context.Context) error {
 			lastTransfers = time.Now()
 			if err := m.checkTransfers(ctx); err != nil && ctx.Err() == nil {
 				m.cfg.Log.Error().Err(err).Msg("transfers")
+			}
+			if err := m.checkClaims(ctx, ""); err != nil && ctx.Err() == nil {
+				m.cfg.Log.Error().Err(err).Msg("repossession claims")
 			}
 		}
 		if err := m.superviseDelegations(ctx); err != nil && ctx.Err() == nil {

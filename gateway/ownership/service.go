@@ -82,6 +82,9 @@ type DeviceView struct {
 	Missed        int        `json:"missed"`
 	Overdue       bool       `json:"overdue"`
 	PendingAction string     `json:"pending_action,omitempty"` // "reset", "rebootstrap"
+	// Claim is an open repossession claim against the device (the MASA's
+	// claims feed): the owner may object until its notice ends.
+	Claim *ClaimView `json:"claim,omitempty"`
 }
 
 // DeviceDetail is one device in full.
@@ -90,6 +93,16 @@ type DeviceDetail struct {
 	Certificates []CertView       `json:"certificates"`
 	Delegations  []DelegationView `json:"delegations"`
 	Records      []RecordView     `json:"records"`
+	Claims       []ClaimView      `json:"claims"`
+}
+
+// ClaimView is a repossession claimed against the device at its MASA.
+type ClaimView struct {
+	OrderHash   string    `json:"order_hash"` // hex SHA-256 of the recovery authority's order
+	NewOwner    string    `json:"new_owner"`  // hex SHA-256 of the claimant's domain CA SPKI
+	Reason      string    `json:"reason,omitempty"`
+	NoticeUntil time.Time `json:"notice_until"`
+	Status      string    `json:"status"` // "claimed", "objected", "out"
 }
 
 // CertView is an LDevID issued to the device.

@@ -159,6 +159,33 @@ func (c *HTTPMASA) Object(ctx context.Context, masaURL string, objection []byte)
 	return err
 }
 
+// ClaimNotice is an entry of a MASA's claims feed: a repossession claimed
+// against a device while this domain owned it.
+type ClaimNotice struct {
+	Serial      string    `json:"serial"`
+	OrderHash   string    `json:"order_hash"` // SHA-256 of the recovery authority's order, hex
+	NewOwner    string    `json:"new_owner"`  // SHA-256 of the claimant's domain CA SPKI, hex
+	Reason      string    `json:"reason,omitempty"`
+	NoticeUntil time.Time `json:"notice_until"`
+	Status      string    `json:"status"` // "pending", "objected", "completed"
+}
+
+// Claims asks the MASA for its claims feed with a claims query signed by
+// this domain's registrar.
+func (c *HTTPMASA) Claims(ctx context.Context, masaURL string, query []byte) ([]ClaimNotice, error) {
+	_, b, err := c.post(ctx, masaURL, "/.well-known/tumbler/claims", query)
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		Claims []ClaimNotice `json:"claims"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%w: claims feed: %v", ErrMASAUnavailable, err)
+	}
+	return v.Claims, nil
+}
+
 // AuditLog asks the MASA for a device's audit log with a registrar
 // voucher-request this domain sent for it (RFC 8995 §5.8).
 func (c *HTTPMASA) AuditLog(ctx context.Context, masaURL string, rvr []byte) ([]AuditEvent, error) {

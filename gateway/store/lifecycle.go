@@ -19,6 +19,9 @@ const (
 	StateDecommissioned State = "decommissioned"
 	// StateTransferred: the device belongs to another domain now.
 	StateTransferred State = "transferred"
+	// StateRepossessed: the device was repossessed by another domain (the
+	// MASA's claims feed said so).
+	StateRepossessed State = "repossessed"
 )
 
 // Pending is an operation waiting for a device.

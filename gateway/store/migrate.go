@@ -186,6 +186,22 @@ CREATE TABLE delegations (
 ) WITHOUT ROWID;
 CREATE INDEX delegations_device ON delegations (device);
 `,
+	// 4: the MASA's claims feed, as this owner last recorded it.
+	`
+-- A repossession claimed against one of this domain's devices, with the
+-- side of it this gateway last recorded: "claimed", "objected" or "out".
+CREATE TABLE claims (
+	device       BLOB NOT NULL REFERENCES devices (id),
+	order_hash   BLOB NOT NULL CHECK (length(order_hash) = 32),
+	new_owner    BLOB NOT NULL CHECK (length(new_owner) = 32),
+	reason       TEXT NOT NULL DEFAULT '',
+	notice_until INTEGER NOT NULL,
+	status       TEXT NOT NULL CHECK (status IN ('claimed', 'objected', 'out')),
+	masa_url     TEXT NOT NULL,
+	updated_at   INTEGER NOT NULL,
+	PRIMARY KEY (device, order_hash)
+) WITHOUT ROWID;
+`,
 }
 
 // SchemaVersion is the schema this build writes.

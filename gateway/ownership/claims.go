@@ -1,0 +1,131 @@
+package ownership
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"slices"
+
+	"github.com/tumbler-iot/tumbler/cose/record"
+	"github.com/tumbler-iot/tumbler/cose/transfer"
+	"github.com/tumbler-iot/tumbler/gateway/journal"
+	"github.com/tumbler-iot/tumbler/gateway/registrar"
+	"github.com/tumbler-iot/tumbler/gateway/store"
+)
+
+// sideOf maps a claims feed status to the side of it this gateway records.
+var sideOf = map[string]string{
+	"pending":   record.RepossessClaimed,
+	"objected":  record.RepossessObjected,
+	"completed": record.RepossessOut,
+}
+
+// sideRank orders the sides: a claim only ever moves forward.
+var sideRank = map[string]int{record.RepossessClaimed: 1, record.RepossessObjected: 2, record.RepossessOut: 3}
+
+// checkClaims reads the claims feed of one MASA (masaURL), or of every MASA
+// this domain's vouchers came from and the configured one (""), and records
+// what changed: a new claim ("claimed": the owner may object until the
+// notice ends), an objection ("objected"), a repossession carried out
+// ("out": credentials revoked, OSCORE context deleted, state repossessed).
+func (m *Manager) checkClaims(ctx context.Context, masaURL string) error {
+	urls := []string{masaURL}
+	if masaURL == "" {
+		var err error
+		if urls, err = m.cfg.Store.MASAURLs(ctx); err != nil {
+			return err
+		}
+		if m.cfg.MASAURL != "" && !slices.Contains(urls, m.cfg.MASAURL) {
+			urls = append(urls, m.cfg.MASAURL)
+		}
+	}
+	if len(urls) == 0 {
+		return nil
+	}
+	query, err := transfer.SignClaimsQuery(m.cfg.Rand, m.cfg.Registrar.Key(), m.cfg.Registrar.Chain(), m.cfg.Now())
+	if err != nil {
+		return err
+	}
+	for _, u := range urls {
+		feed, err := m.cfg.MASA.Claims(ctx, u, query)
+		if err != nil {
+			m.cfg.Log.Warn().Err(err).Str("masa", u).Msg("claims feed")
+			continue
+		}
+		for _, n := range feed {
+			if err := m.applyClaim(ctx, u, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Manager) applyClaim(ctx context.Context, masaURL string, n registrar.ClaimNotice) error {
+	log := m.cfg.Log.With().Str("serial", n.Serial).Str("masa", masaURL).Logger()
+	side, ok := sideOf[n.Status]
+	order, err1 := hex.DecodeString(n.OrderHash)
+	owner, err2 := hex.DecodeString(n.NewOwner)
+	if !ok || err1 != nil || err2 != nil || len(order) != 32 || len(owner) != 32 || n.NoticeUntil.IsZero() {
+		log.Warn().Str("status", n.Status).Msg("claims feed: malformed entry ignored")
+		return nil
+	}
+	c := store.Claim{Reason: n.Reason, NoticeUntil: n.NoticeUntil, Status: side, MASAURL: masaURL}
+	copy(c.OrderHash[:], order)
+	copy(c.NewOwner[:], owner)
+	devs, err := m.cfg.Store.Devices(ctx, store.DeviceFilter{Serial: n.Serial})
+	if err != nil {
+		return err
+	}
+	for _, dev := range devs {
+		// The serial is the manufacturer's; the device is ours from this
+		// MASA only if its voucher came from there.
+		if x, err := m.cfg.Store.LatestVoucher(ctx, dev.ID); err != nil || x.MASAURL != masaURL {
+			continue
+		}
+		known, err := m.cfg.Store.Claims(ctx, &dev.ID)
+		if err != nil {
+			return err
+		}
+		if i := slices.IndexFunc(known, func(k store.Claim) bool { return k.OrderHash == c.OrderHash }); i >= 0 && sideRank[known[i].Status] >= sideRank[side] {
+			continue
+		}
+		c.Device = dev.ID
+		out := side == record.RepossessOut && enrolled(dev.State)
+		var serials [][]byte
+		if out {
+			if serials, err = m.revocable(ctx, dev.ID); err != nil {
+				return err
+			}
+		}
+		_, err = m.cfg.Journal.Append(ctx, journal.Device{ID: dev.ID, Serial: dev.Serial},
+			&record.RepossessBody{OrderHash: c.OrderHash, NoticeUntil: c.NoticeUntil, Side: side, NewOwner: c.NewOwner},
+			func(tx *store.Tx) error {
+				if err := tx.PutClaim(c); err != nil {
+					return err
+				}
+				if out {
+					return retire(tx, dev.ID, store.StateRepossessed, "repossessed")
+				}
+				return nil
+			})
+		if err != nil {
+			return fmt.Errorf("claim on %s: %w", dev.Serial, err)
+		}
+		id := hex.EncodeToString(dev.ID[:])
+		switch side {
+		case record.RepossessClaimed:
+			log.Warn().Str("device", id).Str("reason", n.Reason).Time("notice_until", n.NoticeUntil).
+				Msg("repossession claimed against this device; object with `tumbler device object` before the notice ends")
+		case record.RepossessObjected:
+			log.Info().Str("device", id).Msg("repossession claim objected")
+		case record.RepossessOut:
+			if out {
+				m.revoke(serials)
+				m.forget(ctx, dev.ID)
+			}
+			log.Warn().Str("device", id).Msg("device repossessed by another domain: credentials revoked")
+		}
+	}
+	return nil
+}
