@@ -57,13 +57,17 @@ func (t *Tx) AddVoucherExchange(x VoucherExchange) error {
 	return nil
 }
 
+// qLatestVoucher is read at every enrollment (the enroll record names the
+// voucher), so it is prepared once.
+var qLatestVoucher = r(`SELECT v.nonce, p.cose, r.cose, v.cose, v.masa_url, v.created_at
+	FROM vouchers v JOIN voucher_requests r ON r.id = v.rvr JOIN voucher_requests p ON p.id = v.pvr
+	WHERE v.device = ? ORDER BY v.id DESC LIMIT 1`)
+
 // LatestVoucher returns the most recent exchange of a device.
 func (s *Store) LatestVoucher(ctx context.Context, id DeviceID) (VoucherExchange, error) {
 	var x VoucherExchange
 	var at int64
-	err := s.r.QueryRowContext(ctx, `SELECT v.nonce, p.cose, r.cose, v.cose, v.masa_url, v.created_at
-		FROM vouchers v JOIN voucher_requests r ON r.id = v.rvr JOIN voucher_requests p ON p.id = v.pvr
-		WHERE v.device = ? ORDER BY v.id DESC LIMIT 1`, id[:]).Scan(&x.Nonce, &x.PVR, &x.RVR, &x.Voucher, &x.MASAURL, &at)
+	err := s.queryRow(ctx, qLatestVoucher, id[:]).Scan(&x.Nonce, &x.PVR, &x.RVR, &x.Voucher, &x.MASAURL, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return x, ErrNotFound
 	}

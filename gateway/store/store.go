@@ -164,18 +164,18 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	u.RawQuery = q.Encode()
 	wdb, err := sql.Open("sqlite", u.String())
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %wdb", path, err)
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	wdb.SetMaxOpenConns(1)
 	wdb.SetMaxIdleConns(1)
 	wdb.SetConnMaxLifetime(0)
 	if err := wdb.PingContext(ctx); err != nil {
 		wdb.Close()
-		return nil, fmt.Errorf("store: open %s: %wdb", path, err)
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	if err := migrate(ctx, wdb); err != nil {
 		wdb.Close()
-		return nil, fmt.Errorf("store: migrate %s: %wdb", path, err)
+		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
 	}
 	q.Del("_txlock")
 	q.Set("_pragma", "query_only(ON)")
@@ -184,9 +184,13 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	r, err := sql.Open("sqlite", u.String())
 	if err != nil {
 		wdb.Close()
-		return nil, fmt.Errorf("store: open readers %s: %wdb", path, err)
+		return nil, fmt.Errorf("store: open readers %s: %w", path, err)
 	}
+	// Keep every reader open: database/sql would otherwise keep two idle
+	// and close the rest after each burst, and each new connection costs
+	// its pragmas and a fresh prepare of every hot statement.
 	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
 	s.w, s.r = wdb, r
 	if err := s.prepare(ctx); err != nil {
 		s.w.Close()
