@@ -414,15 +414,17 @@ func deviceObjectCmd(f *deviceFlags) *cobra.Command {
 }
 
 func deviceDelegateCmd(f *deviceFlags) *cobra.Command {
-	var sinkURL, until string
+	var sinkURL, until, caFile string
 	var span time.Duration
 	cmd := &cobra.Command{
-		Use:   "delegate ID --upstream URL (--until T | --for D)",
+		Use:   "delegate ID --upstream URL [--ca FILE] (--until T | --for D)",
 		Short: "Grant another domain the device's records and read access, for a time",
 		Long: `Delegate a device: its records are also delivered to --upstream (mqtt://, mqtts://
 or https://, as for 'tumbler testbed --upstream'; MQTT credentials may be in the URL) and
 the delegate may read the device in the API with the token printed (shown once), until
---until (RFC 3339) or for --for (e.g. 720h).`,
+--until (RFC 3339) or for --for (e.g. 720h). --ca gives the trust anchors of the
+delegate's server when its certificate is not from a public CA (the PEM is sent to the
+gateway; a delegation may not name files there).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sink, err := upstream.ParseSinkURL(sinkURL)
@@ -432,6 +434,18 @@ the delegate may read the device in the API with the token printed (shown once),
 			t, err := deviceDeadline("--until", until, "--for", span)
 			if err != nil {
 				return err
+			}
+			if caFile != "" {
+				ca, err := os.ReadFile(caFile)
+				if err != nil {
+					return fmt.Errorf("--ca: %w", err)
+				}
+				switch {
+				case sink.MQTT != nil:
+					sink.MQTT.TLS.CA = string(ca)
+				case sink.Webhook != nil:
+					sink.Webhook.TLS.CA = string(ca)
+				}
 			}
 			req := ownership.DelegateRequest{Upstream: sink, Until: t}
 			return f.run(cmd, "delegate "+args[0], func(ctx context.Context, c *api.Client) error {
@@ -450,6 +464,7 @@ the delegate may read the device in the API with the token printed (shown once),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&sinkURL, "upstream", "", "where the delegate wants the records (mqtt[s]://... or https://...)")
+	fl.StringVar(&caFile, "ca", "", "PEM trust anchors of the delegate's server (mqtts:// or https://)")
 	fl.StringVar(&until, "until", "", "end of the delegation (RFC 3339)")
 	fl.DurationVar(&span, "for", 0, "length of the delegation from now (e.g. 720h)")
 	_ = cmd.MarkFlagRequired("upstream")

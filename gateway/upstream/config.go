@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"crypto/x509"
 	"fmt"
 	"math"
 	"net"
@@ -89,6 +90,10 @@ type WebhookConfig struct {
 type TLSConfig struct {
 	// CAFile is a PEM bundle of trust anchors (empty: the system roots).
 	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
+	// CA is the same given inline: what a delegation's sink uses, since a
+	// delegate may not name files on the gateway. At most one of CA and
+	// CAFile.
+	CA string `yaml:"ca" json:"ca,omitempty"`
 	// CertFile and KeyFile are a PEM client certificate chain and key, for
 	// upstreams that authenticate the gateway by certificate.
 	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
@@ -333,6 +338,14 @@ func validTopicLevel(s string) error {
 }
 
 func (t TLSConfig) validate() error {
+	if t.CA != "" {
+		if t.CAFile != "" {
+			return fieldErr("ca", "give ca or ca_file, not both")
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(t.CA)) {
+			return fieldErr("ca", "holds no PEM certificate")
+		}
+	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		if t.CertFile == "" {
 			return fieldErr("cert_file", "key_file needs cert_file")

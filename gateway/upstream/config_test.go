@@ -39,6 +39,8 @@ func TestValidateSinks(t *testing.T) {
 		{name: "password without username", list: []SinkConfig{{Name: "x", MQTT: &MQTTConfig{URL: "mqtt://h", Password: "p"}}}, wantField: "upstream[0].mqtt.username"},
 		{name: "tls on plain mqtt", list: []SinkConfig{{Name: "x", MQTT: &MQTTConfig{URL: "mqtt://h", TLS: TLSConfig{CAFile: "ca.pem"}}}}, wantField: "upstream[0].mqtt.tls"},
 		{name: "tls on mqtts ok", list: []SinkConfig{{Name: "x", MQTT: &MQTTConfig{URL: "mqtts://h", TLS: TLSConfig{CAFile: "ca.pem"}}}}},
+		{name: "inline ca not PEM", list: []SinkConfig{{Name: "x", MQTT: &MQTTConfig{URL: "mqtts://h", TLS: TLSConfig{CA: "not a certificate"}}}}, wantField: "upstream[0].mqtt.tls.ca"},
+		{name: "inline ca and ca file", list: []SinkConfig{{Name: "x", Webhook: &WebhookConfig{URL: "https://h/x", TLS: TLSConfig{CA: "x", CAFile: "ca.pem"}}}}, wantField: "upstream[0].webhook.tls.ca"},
 		{name: "key without cert", list: []SinkConfig{{Name: "x", MQTT: &MQTTConfig{URL: "ssl://h", TLS: TLSConfig{KeyFile: "k.pem"}}}}, wantField: "upstream[0].mqtt.tls.cert_file"},
 		{name: "keep alive too long", list: []SinkConfig{{Name: "x", MQTT: &MQTTConfig{URL: "mqtt://h", KeepAlive: 24 * time.Hour}}}, wantField: "upstream[0].mqtt.keep_alive"},
 		{name: "sub-second session expiry", list: []SinkConfig{{Name: "x", MQTT: &MQTTConfig{URL: "mqtt://h", SessionExpiry: time.Millisecond}}}, wantField: "upstream[0].mqtt.session_expiry"},

@@ -3,10 +3,12 @@ package upstream
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -372,6 +374,24 @@ func TestMQTTOverTLS(t *testing.T) {
 	recs := testRecords(100, 10)
 	tlsCfg := TLSConfig{CAFile: caFile, CertFile: certFile, KeyFile: keyFile, ServerName: "broker.test"}
 	rig := newMQTTRig(t, "mqtts://"+addr, MQTTConfig{TLS: tlsCfg}, recs)
+	rig.waitDrained(t, 30*time.Second)
+	rig.stop()
+	checkReceived(t, rig.sink, recs, hook.receivedAll(t, recs))
+}
+
+// The trust anchors may be given inline (what a delegation's sink does).
+func TestMQTTOverTLSInlineCA(t *testing.T) {
+	serverTLS, caFile, _, _ := testPKI(t)
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS.ClientAuth = tls.NoClientCert // a delegate's broker takes a password, not the gateway's certificate
+	addr := freeAddr(t)
+	hook := &brokerHook{keep: true}
+	startMochi(t, addr, hook, serverTLS)
+	recs := testRecords(20, 4)
+	rig := newMQTTRig(t, "mqtts://"+addr, MQTTConfig{TLS: TLSConfig{CA: string(ca), ServerName: "broker.test"}}, recs)
 	rig.waitDrained(t, 30*time.Second)
 	rig.stop()
 	checkReceived(t, rig.sink, recs, hook.receivedAll(t, recs))

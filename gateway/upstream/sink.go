@@ -132,6 +132,13 @@ func (t TLSConfig) load(host string) (*tls.Config, error) {
 		}
 		cfg.RootCAs = pool
 	}
+	if t.CA != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(t.CA)) {
+			return nil, fieldErr("tls.ca", "holds no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
 	if t.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
