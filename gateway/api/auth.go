@@ -46,6 +46,20 @@ func (s *Server) adminOnly(h handlerFunc) http.Handler {
 	})
 }
 
+// anyCaller serves h to admin and delegation tokens alike; h learns who
+// called and limits what it shows.
+func (s *Server) anyCaller(h func(http.ResponseWriter, *http.Request, caller) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.authenticate(w, r)
+		if err == nil {
+			err = h(w, r, c)
+		}
+		if err != nil {
+			s.fail(w, err)
+		}
+	})
+}
+
 // deviceReader serves h to admin tokens, and to delegation tokens whose
 // scope holds the {id} of the path; h learns who called.
 func (s *Server) deviceReader(h func(http.ResponseWriter, *http.Request, caller) error) http.Handler {

@@ -35,9 +35,10 @@
 // configured token in constant time, with no early exit, so neither the
 // match nor its position nor the length leaks through timing. Any other
 // well-formed token is given to ownership.Service.Scope: a delegation
-// token may read GET /api/devices/{id} for the ids in its scope and
-// nothing else (403); its view of a device leaves out the device's
-// delegations, which name the other delegates. No token, or one neither accepts, is 401 with
+// token may read GET /api/devices/{id} for the ids in its scope, and GET
+// /api/devices lists just those, and nothing else (403); its view of a
+// device leaves out the device's delegations, which name the other
+// delegates, and repossession claims, which are between owners. No token, or one neither accepts, is 401 with
 // WWW-Authenticate: Bearer (RFC 6750 §3). /crl and /healthz are public.
 //
 // /metrics needs an admin token by default: the metrics name no devices,

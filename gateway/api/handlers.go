@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -45,7 +46,7 @@ const (
 )
 
 // listDevices: GET /api/devices?state=&overdue=&limit=
-func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c caller) error {
 	q, err := queryParams(r, "state", "overdue", "limit")
 	if err != nil {
 		return err
@@ -61,7 +62,12 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
 			return invalid("query parameter \"limit\": %q is not a non-negative integer", clip(v))
 		}
 	}
-	list, err := s.svc.ListDevices(r.Context(), f)
+	var list []ownership.DeviceView
+	if c.admin < 0 {
+		list, err = s.delegatedDevices(r, c, f)
+	} else {
+		list, err = s.svc.ListDevices(r.Context(), f)
+	}
 	if err != nil {
 		return err
 	}
@@ -72,8 +78,34 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// delegatedDevices is a delegate's list: the devices its token may read,
+// filtered as asked, without their open repossession claims.
+func (s *Server) delegatedDevices(r *http.Request, c caller, f ownership.ListFilter) ([]ownership.DeviceView, error) {
+	var list []ownership.DeviceView
+	for _, id := range c.scope {
+		d, err := s.svc.GetDevice(r.Context(), id)
+		if errors.Is(err, ownership.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		v := d.DeviceView
+		if f.State != "" && v.State != f.State || f.Overdue && !v.Overdue {
+			continue
+		}
+		v.Claim = nil
+		list = append(list, v)
+		if f.Limit > 0 && len(list) == f.Limit {
+			break
+		}
+	}
+	return list, nil
+}
+
 // getDevice: GET /api/devices/{id}. A delegate is not shown the device's
-// delegations: they name the other delegates.
+// delegations, which name the other delegates, nor repossession claims,
+// which are between owners.
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, c caller) error {
 	id, err := deviceID(r)
 	if err != nil {
@@ -85,6 +117,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, c caller) err
 	}
 	if c.admin < 0 {
 		d.Delegations = []ownership.DelegationView{}
+		d.Claims, d.Claim = []ownership.ClaimView{}, nil
 	}
 	writeJSON(w, http.StatusOK, d)
 	return nil

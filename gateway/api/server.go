@@ -92,7 +92,7 @@ func New(svc ownership.Service, cfg Config, opts ...Option) (*Server, error) {
 // routes builds the mux. Each /api route states who may call it.
 func (s *Server) routes(publicMetrics bool) *http.ServeMux {
 	m := http.NewServeMux()
-	m.Handle("GET /api/devices", s.adminOnly(s.listDevices))
+	m.Handle("GET /api/devices", s.anyCaller(s.listDevices))
 	m.Handle("GET /api/devices/{id}", s.deviceReader(s.getDevice))
 	m.Handle("POST /api/devices/expected", s.adminOnly(s.expect))
 	m.Handle("POST /api/devices/{id}/transfer", s.adminOnly(s.transfer))

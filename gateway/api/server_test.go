@@ -161,7 +161,7 @@ func TestAuth(t *testing.T) {
 		{name: "delegation reads its device", method: "GET", path: devA, header: "Bearer " + delegToken, status: 200, reaches: "GetDevice"},
 		{name: "delegation reads its device in upper case", method: "GET", path: "/api/devices/" + strings.ToUpper(deviceA), header: "Bearer " + delegToken, status: 200, reaches: "GetDevice"},
 		{name: "delegation reads another device", method: "GET", path: "/api/devices/" + deviceB, header: "Bearer " + delegToken, status: 403, reaches: "GetDevice"},
-		{name: "delegation lists", method: "GET", path: "/api/devices", header: "Bearer " + delegToken, status: 403, reaches: "ListDevices"},
+		{name: "delegation lists its devices", method: "GET", path: "/api/devices", header: "Bearer " + delegToken, status: 200, reaches: "GetDevice"},
 		{name: "delegation resets its device", method: "POST", path: devA + "/reset", header: "Bearer " + delegToken, status: 403, reaches: "Reset"},
 		{name: "delegation decommissions", method: "POST", path: devA + "/decommission", header: "Bearer " + delegToken, body: "{}", status: 403, reaches: "Decommission"},
 		{name: "delegation ends a delegation", method: "DELETE", path: devA + "/delegations/dlg-1", header: "Bearer " + delegToken, status: 403, reaches: "EndDelegation"},
@@ -201,6 +201,32 @@ func TestAuth(t *testing.T) {
 				t.Error("the token reached Scope")
 			}
 		})
+	}
+}
+
+// A delegate's list holds the devices of its scope and nothing else, and
+// never reaches the owner's list.
+func TestDelegateList(t *testing.T) {
+	svc := newFakeService()
+	h := newTestServer(t, svc, testConfig()).Handler()
+	for _, q := range []struct {
+		query string
+		want  int
+	}{{"", 1}, {"?state=decommissioned", 0}} {
+		req := httptest.NewRequest("GET", "/api/devices"+q.query, nil)
+		req.Header.Set("Authorization", "Bearer "+delegToken)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var list DeviceList
+		if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &list) != nil {
+			t.Fatalf("%q: status %d, body %s", q.query, rec.Code, rec.Body)
+		}
+		if len(list.Devices) != q.want || q.want == 1 && list.Devices[0].ID != deviceA {
+			t.Errorf("%q: devices %+v, want %d (device A)", q.query, list.Devices, q.want)
+		}
+	}
+	if svc.called("ListDevices") {
+		t.Error("a delegate reached the owner's list")
 	}
 }
 
