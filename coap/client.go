@@ -51,8 +51,8 @@ type ClientDTLSConfig struct {
 	// HandshakeTimeout bounds the handshake in addition to the dial
 	// context (default DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration
-	// FlightInterval is the initial handshake retransmission interval
-	// (pion's default, 1 s, if zero).
+	// FlightInterval is the initial handshake retransmission interval; if
+	// zero, the link's (FlightIntervalHinter) or pion's default, 1 s.
 	FlightInterval time.Duration
 	// ConnectionID offers RFC 9146 connection IDs: if the server asks for
 	// them, the client adds the server's CID to its records so that the
@@ -174,8 +174,11 @@ func DialDTLS(ctx context.Context, pc net.PacketConn, raddr net.Addr, cfg Client
 	} else {
 		dopts = append(dopts, dtls.WithRootCAs(cfg.RootCAs))
 	}
-	if cfg.FlightInterval > 0 {
+	switch h, ok := pc.(FlightIntervalHinter); {
+	case cfg.FlightInterval > 0:
 		dopts = append(dopts, dtls.WithFlightInterval(cfg.FlightInterval))
+	case ok && h.DTLSFlightInterval() > 0:
+		dopts = append(dopts, dtls.WithFlightInterval(h.DTLSFlightInterval()))
 	}
 	if cfg.ConnectionID {
 		dopts = append(dopts, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
@@ -488,19 +491,36 @@ func (c *Client) exchange(ctx context.Context, r *Request, token message.Token, 
 	if b2 != nil {
 		req.SetOptionUint32(message.Block2, b2.encode())
 	}
-	resp, err := c.cc.Do(req)
-	if err != nil {
-		if c.closed.Load() {
-			return nil, fmt.Errorf("%w: %w", ErrClientClosed, err)
+	for stale := 0; ; stale++ {
+		resp, err := c.cc.Do(req)
+		if err != nil {
+			if c.closed.Load() {
+				return nil, fmt.Errorf("%w: %w", ErrClientClosed, err)
+			}
+			if parent.Err() == nil && ctx.Err() != nil {
+				return nil, fmt.Errorf("coap: %v %s: %w after %v", r.Method, r.Path, ErrNoResponse, c.maxWait)
+			}
+			return nil, fmt.Errorf("coap: %v %s: %w", r.Method, r.Path, err)
 		}
-		if parent.Err() == nil && ctx.Err() != nil {
-			return nil, fmt.Errorf("coap: %v %s: %w after %v", r.Method, r.Path, ErrNoResponse, c.maxWait)
+		// Every block of a transfer carries the same token, and go-coap
+		// hands a response to whoever waits on its token. When a block's
+		// request was retransmitted while its answer was only slow, the
+		// second, late answer (an ACK with that earlier message ID) takes
+		// the place of this block's, which go-coap then drops. Ask again
+		// with this message ID: the server answers from its deduplication
+		// cache, without running the handler twice.
+		if resp.Type() == message.Acknowledgement && resp.MessageID() != req.MessageID() && stale < maxStaleAnswers {
+			c.cc.ReleaseMessage(resp)
+			continue
 		}
-		return nil, fmt.Errorf("coap: %v %s: %w", r.Method, r.Path, err)
+		defer c.cc.ReleaseMessage(resp)
+		return decodeResponse(resp)
 	}
-	defer c.cc.ReleaseMessage(resp)
-	return decodeResponse(resp)
 }
+
+// maxStaleAnswers bounds how often one exchange is asked again after a
+// late answer to an earlier block took its place.
+const maxStaleAnswers = 4
 
 func buildRequest(req *pool.Message, r *Request) error {
 	req.SetCode(r.Method)
