@@ -260,6 +260,10 @@ func (c *Central) Close() error {
 // LocalAddr is the gateway's own address (WithName).
 func (c *Central) LocalAddr() net.Addr { return c.local }
 
+// DTLSFlightInterval is the DTLS retransmission interval for sessions on
+// this Central (coap.FlightIntervalHinter): see the constant.
+func (c *Central) DTLSFlightInterval() time.Duration { return DTLSFlightInterval }
+
 // SetDeadline sets the read and write deadlines.
 func (c *Central) SetDeadline(t time.Time) error {
 	c.rd.Set(t)

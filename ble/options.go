@@ -2,6 +2,7 @@ package ble
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -21,6 +22,15 @@ const (
 	// names of LocalAddr when WithName is not given.
 	DefaultCentralName    = "gateway"
 	DefaultPeripheralName = "pledge"
+	// DTLSFlightInterval is the DTLS handshake retransmission interval a
+	// Central or PeripheralConn asks of the DTLS endpoint running on it
+	// (coap.FlightIntervalHinter). BTP is reliable and in order, so a
+	// retransmission only helps after a datagram was dropped for a full
+	// send queue; and at ATT_MTU 23 a 1.2 KB certificate flight takes
+	// seconds to cross, longer than the usual 1 s interval, so that
+	// interval would queue a second copy behind the first, and a third.
+	// See docs/decisions/0013-dtls-over-ble.md.
+	DTLSFlightInterval = 4 * time.Second
 )
 
 // Option configures a Central or a PeripheralConn. Options validate their

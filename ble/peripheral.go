@@ -36,6 +36,10 @@ type PeripheralConn struct {
 
 var _ net.PacketConn = (*PeripheralConn)(nil)
 
+// DTLSFlightInterval is the DTLS retransmission interval for the session
+// on this link (coap.FlightIntervalHinter): see the constant.
+func (p *PeripheralConn) DTLSFlightInterval() time.Duration { return DTLSFlightInterval }
+
 // NewPeripheralConn accepts the BTP handshake on link (the central wrote
 // C1 and subscribes to C2) and returns the session as a PacketConn. It
 // owns link from the call on.

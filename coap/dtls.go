@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
@@ -40,6 +41,15 @@ type session struct {
 
 func (s *session) Key() string         { return s.id }
 func (s *session) Send(b []byte) error { _, err := s.conn.Write(b); return err }
+
+// FlightIntervalHinter is implemented by a link (a net.PacketConn given to
+// ServeDTLS) whose datagrams are delivered reliably but slowly, such as
+// BTP over BLE: a DTLS flight can take longer to cross it than the usual
+// 1 s retransmission interval, and a retransmission would only queue a
+// copy behind the original. ServeDTLS then uses the link's interval.
+type FlightIntervalHinter interface {
+	DTLSFlightInterval() time.Duration
+}
 
 // ServeDTLS serves CoAP over DTLS 1.2 on pc until ctx is cancelled or
 // Close is called, then returns nil. Clients must present a certificate
@@ -78,7 +88,11 @@ func (s *Server) ServeDTLS(ctx context.Context, pc net.PacketConn) error {
 		Drop:        func(r demux.Reason) { s.metrics.drop(transportDTLS, string(r)) },
 		Now:         s.cfg.now,
 	})
-	l, err := dtls.NewListenerWithOptions(d, s.dtlsServerOptions()...)
+	opts := s.dtlsServerOptions()
+	if h, ok := pc.(FlightIntervalHinter); ok && h.DTLSFlightInterval() > 0 {
+		opts = append(opts, dtls.WithFlightInterval(h.DTLSFlightInterval()))
+	}
+	l, err := dtls.NewListenerWithOptions(d, opts...)
 	if err != nil {
 		_ = d.Close()
 		return fmt.Errorf("coap: DTLS listener: %w", err)

@@ -466,6 +466,15 @@ type countingConn struct {
 	seen map[uint64]bool
 }
 
+// DTLSFlightInterval passes on the link's hint (coap.FlightIntervalHinter),
+// which embedding the interface would hide.
+func (c *countingConn) DTLSFlightInterval() time.Duration {
+	if h, ok := c.PacketConn.(coap.FlightIntervalHinter); ok {
+		return h.DTLSFlightInterval()
+	}
+	return 0
+}
+
 func (c *countingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	c.c.datagrams.Add(1)
 	c.mu.Lock()
