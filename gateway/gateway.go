@@ -23,6 +23,7 @@ import (
 	"github.com/tumbler-iot/tumbler/ble"
 	"github.com/tumbler-iot/tumbler/coap"
 	"github.com/tumbler-iot/tumbler/coap/joinproxy"
+	"github.com/tumbler-iot/tumbler/cose/transfer"
 	"github.com/tumbler-iot/tumbler/gateway/api"
 	"github.com/tumbler-iot/tumbler/gateway/checkin"
 	"github.com/tumbler-iot/tumbler/gateway/est"
@@ -545,7 +546,7 @@ func (noOwnershipMASA) Claim(context.Context, string, []byte) (time.Time, error)
 func (noOwnershipMASA) Object(context.Context, string, []byte) error {
 	return registrar.ErrMASAUnavailable
 }
-func (noOwnershipMASA) Claims(context.Context, string, []byte) ([]registrar.ClaimNotice, error) {
+func (noOwnershipMASA) Claims(context.Context, string, []byte) ([]transfer.ClaimNotice, error) {
 	return nil, nil // no feed to read
 }
 func (noOwnershipMASA) AuditLog(context.Context, string, []byte) ([]registrar.AuditEvent, error) {

@@ -287,6 +287,25 @@ func ParseClaimsQuery(data []byte) (*ClaimsQuery, *cose.Sign1, error) {
 	return &q, m, nil
 }
 
+// Claim statuses in the claims feed.
+const (
+	ClaimPending   = "pending"   // the notice runs, or ran out and the claimant has not onboarded the device yet
+	ClaimObjected  = "objected"  // the owner objected: the claim never matures
+	ClaimCompleted = "completed" // the claimant got a voucher: the device is theirs
+)
+
+// ClaimNotice is an entry of a MASA's claims feed, the JSON answer
+// {"claims": [...]} to a ClaimsQuery: a repossession claimed against a
+// device while the querying domain owned it.
+type ClaimNotice struct {
+	Serial      string    `json:"serial"`
+	OrderHash   string    `json:"order_hash"` // SHA-256 of the recovery authority's order, hex
+	NewOwner    string    `json:"new_owner"`  // SHA-256 of the claimant's domain CA SPKI, hex
+	Reason      string    `json:"reason,omitempty"`
+	NoticeUntil time.Time `json:"notice_until"`
+	Status      string    `json:"status"` // ClaimPending, ClaimObjected or ClaimCompleted
+}
+
 func signWithChain(rand io.Reader, key crypto.Signer, chain []*x509.Certificate, v any) ([]byte, error) {
 	payload, err := cose.Marshal(v)
 	if err != nil {

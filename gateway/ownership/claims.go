@@ -9,15 +9,14 @@ import (
 	"github.com/tumbler-iot/tumbler/cose/record"
 	"github.com/tumbler-iot/tumbler/cose/transfer"
 	"github.com/tumbler-iot/tumbler/gateway/journal"
-	"github.com/tumbler-iot/tumbler/gateway/registrar"
 	"github.com/tumbler-iot/tumbler/gateway/store"
 )
 
 // sideOf maps a claims feed status to the side of it this gateway records.
 var sideOf = map[string]string{
-	"pending":   record.RepossessClaimed,
-	"objected":  record.RepossessObjected,
-	"completed": record.RepossessOut,
+	transfer.ClaimPending:   record.RepossessClaimed,
+	transfer.ClaimObjected:  record.RepossessObjected,
+	transfer.ClaimCompleted: record.RepossessOut,
 }
 
 // sideRank orders the sides: a claim only ever moves forward.
@@ -61,7 +60,7 @@ func (m *Manager) checkClaims(ctx context.Context, masaURL string) error {
 	return nil
 }
 
-func (m *Manager) applyClaim(ctx context.Context, masaURL string, n registrar.ClaimNotice) error {
+func (m *Manager) applyClaim(ctx context.Context, masaURL string, n transfer.ClaimNotice) error {
 	log := m.cfg.Log.With().Str("serial", n.Serial).Str("masa", masaURL).Logger()
 	side, ok := sideOf[n.Status]
 	order, err1 := hex.DecodeString(n.OrderHash)

@@ -26,7 +26,7 @@ import (
 type feedMASA struct {
 	t       *testing.T
 	mu      sync.Mutex
-	feeds   map[string][]registrar.ClaimNotice
+	feeds   map[string][]transfer.ClaimNotice
 	queries int
 }
 
@@ -38,7 +38,7 @@ func (f *feedMASA) Object(context.Context, string, []byte) error { return nil }
 func (f *feedMASA) AuditLog(context.Context, string, []byte) ([]registrar.AuditEvent, error) {
 	return nil, nil
 }
-func (f *feedMASA) Claims(_ context.Context, url string, query []byte) ([]registrar.ClaimNotice, error) {
+func (f *feedMASA) Claims(_ context.Context, url string, query []byte) ([]transfer.ClaimNotice, error) {
 	_, msg, err := transfer.ParseClaimsQuery(query)
 	if err != nil {
 		f.t.Errorf("claims query: %v", err)
@@ -53,7 +53,7 @@ func (f *feedMASA) Claims(_ context.Context, url string, query []byte) ([]regist
 	return f.feeds[url], nil
 }
 
-func (f *feedMASA) set(url string, n ...registrar.ClaimNotice) {
+func (f *feedMASA) set(url string, n ...transfer.ClaimNotice) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.feeds[url] = n
@@ -88,7 +88,7 @@ func TestClaimsFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	masa := &feedMASA{t: t, feeds: map[string][]registrar.ClaimNotice{}}
+	masa := &feedMASA{t: t, feeds: map[string][]transfer.ClaimNotice{}}
 	reg, err := registrar.New(registrar.Config{Chain: []*x509.Certificate{regCert, ca}, Key: regKey, Manufacturers: []*x509.Certificate{ca},
 		Policy: registrar.Open, MASA: unusedMASA{}, Store: s, Journal: j})
 	if err != nil {
@@ -126,8 +126,8 @@ func TestClaimsFeed(t *testing.T) {
 
 	order, owner := sha256.Sum256([]byte("order")), sha256.Sum256([]byte("claimant"))
 	notice := now.Add(time.Hour).Truncate(time.Second)
-	entry := func(serial, status string) registrar.ClaimNotice {
-		return registrar.ClaimNotice{Serial: serial, OrderHash: hex.EncodeToString(order[:]), NewOwner: hex.EncodeToString(owner[:]),
+	entry := func(serial, status string) transfer.ClaimNotice {
+		return transfer.ClaimNotice{Serial: serial, OrderHash: hex.EncodeToString(order[:]), NewOwner: hex.EncodeToString(owner[:]),
 			Reason: "court order", NoticeUntil: notice, Status: status}
 	}
 	sides := func(d store.Device) []string {

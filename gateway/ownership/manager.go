@@ -35,7 +35,7 @@ type MASA interface {
 	Claim(ctx context.Context, masaURL string, claim []byte) (time.Time, error)
 	Object(ctx context.Context, masaURL string, objection []byte) error
 	AuditLog(ctx context.Context, masaURL string, rvr []byte) ([]registrar.AuditEvent, error)
-	Claims(ctx context.Context, masaURL string, query []byte) ([]registrar.ClaimNotice, error)
+	Claims(ctx context.Context, masaURL string, query []byte) ([]transfer.ClaimNotice, error)
 }
 
 // Config is what a Manager needs.

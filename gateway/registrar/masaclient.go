@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tumbler-iot/tumbler/cose/transfer"
 )
 
 // MASAClient sends a registrar voucher-request to a MASA and returns the
@@ -159,26 +161,15 @@ func (c *HTTPMASA) Object(ctx context.Context, masaURL string, objection []byte)
 	return err
 }
 
-// ClaimNotice is an entry of a MASA's claims feed: a repossession claimed
-// against a device while this domain owned it.
-type ClaimNotice struct {
-	Serial      string    `json:"serial"`
-	OrderHash   string    `json:"order_hash"` // SHA-256 of the recovery authority's order, hex
-	NewOwner    string    `json:"new_owner"`  // SHA-256 of the claimant's domain CA SPKI, hex
-	Reason      string    `json:"reason,omitempty"`
-	NoticeUntil time.Time `json:"notice_until"`
-	Status      string    `json:"status"` // "pending", "objected", "completed"
-}
-
 // Claims asks the MASA for its claims feed with a claims query signed by
 // this domain's registrar.
-func (c *HTTPMASA) Claims(ctx context.Context, masaURL string, query []byte) ([]ClaimNotice, error) {
+func (c *HTTPMASA) Claims(ctx context.Context, masaURL string, query []byte) ([]transfer.ClaimNotice, error) {
 	_, b, err := c.post(ctx, masaURL, "/.well-known/tumbler/claims", query)
 	if err != nil {
 		return nil, err
 	}
 	var v struct {
-		Claims []ClaimNotice `json:"claims"`
+		Claims []transfer.ClaimNotice `json:"claims"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, fmt.Errorf("%w: claims feed: %v", ErrMASAUnavailable, err)

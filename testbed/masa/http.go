@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tumbler-iot/tumbler/cose/transfer"
 )
 
 // Media types for a COSE-signed voucher (request). cBRSKI -23+ names CF 836
@@ -75,7 +77,7 @@ func (m *MASA) serveOwnership(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string][]ClaimNotice{"claims": claims})
+		json.NewEncoder(w).Encode(map[string][]transfer.ClaimNotice{"claims": claims})
 	}
 }
 

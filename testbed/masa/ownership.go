@@ -340,29 +340,12 @@ func (m *MASA) RegisterObjection(body []byte, clientCert *x509.Certificate) erro
 	return m.own.record(ownEvent{Kind: "objection", Serial: x.Serial, At: m.now()})
 }
 
-// Claim statuses in the claims feed.
-const (
-	ClaimPending   = "pending"   // the notice runs, or ran out and the claimant has not onboarded the device yet
-	ClaimObjected  = "objected"  // the owner objected: the claim never matures
-	ClaimCompleted = "completed" // the claimant got a voucher: the device is theirs
-)
-
-// ClaimNotice is an entry of the claims feed.
-type ClaimNotice struct {
-	Serial      string    `json:"serial"`
-	OrderHash   string    `json:"order_hash"` // SHA-256 of the recovery authority's order, hex
-	NewOwner    string    `json:"new_owner"`  // SHA-256 of the claimant's domain CA SPKI, hex
-	Reason      string    `json:"reason,omitempty"`
-	NoticeUntil time.Time `json:"notice_until"`
-	Status      string    `json:"status"`
-}
-
 // Claims is the claims feed: every repossession claim made against a
 // device while the querying domain owned it, with where it stands. The
 // query must be signed by that domain's registrar, the TLS client; that
 // binding is what keeps one domain from reading another's feed, so the
 // query needs no freshness of its own.
-func (m *MASA) Claims(body []byte, clientCert *x509.Certificate) ([]ClaimNotice, error) {
+func (m *MASA) Claims(body []byte, clientCert *x509.Certificate) ([]transfer.ClaimNotice, error) {
 	_, msg, err := transfer.ParseClaimsQuery(body)
 	if err != nil {
 		return nil, fmt.Errorf("masa: %w: %w", ErrMalformed, err)
@@ -377,21 +360,21 @@ func (m *MASA) Claims(body []byte, clientCert *x509.Certificate) ([]ClaimNotice,
 	}
 	m.own.mu.Lock()
 	defer m.own.mu.Unlock()
-	out := []ClaimNotice{}
+	out := []transfer.ClaimNotice{}
 	for serial, g := range m.own.claims {
 		if g.owner != domainID {
 			continue
 		}
-		n := ClaimNotice{Serial: serial, OrderHash: g.hash, NewOwner: g.newOwner, Reason: g.reason, NoticeUntil: g.noticeUntil, Status: ClaimPending}
+		n := transfer.ClaimNotice{Serial: serial, OrderHash: g.hash, NewOwner: g.newOwner, Reason: g.reason, NoticeUntil: g.noticeUntil, Status: transfer.ClaimPending}
 		switch {
 		case g.used:
-			n.Status = ClaimCompleted
+			n.Status = transfer.ClaimCompleted
 		case g.objected:
-			n.Status = ClaimObjected
+			n.Status = transfer.ClaimObjected
 		}
 		out = append(out, n)
 	}
-	slices.SortFunc(out, func(a, b ClaimNotice) int { return strings.Compare(a.Serial, b.Serial) })
+	slices.SortFunc(out, func(a, b transfer.ClaimNotice) int { return strings.Compare(a.Serial, b.Serial) })
 	return out, nil
 }
 

@@ -241,7 +241,7 @@ func TestRepossessionClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"SN-O": ClaimObjected, "SN-R": ClaimCompleted}
+	want := map[string]string{"SN-O": transfer.ClaimObjected, "SN-R": transfer.ClaimCompleted}
 	if len(feed) != len(want) {
 		t.Fatalf("feed %+v", feed)
 	}
