@@ -3,12 +3,19 @@ package ownership
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/tumbler-iot/tumbler/cose/record"
 	"github.com/tumbler-iot/tumbler/cose/transfer"
 	"github.com/tumbler-iot/tumbler/gateway/journal"
+	"github.com/tumbler-iot/tumbler/gateway/registrar"
 	"github.com/tumbler-iot/tumbler/gateway/store"
 )
 
@@ -45,10 +52,14 @@ func (m *Manager) checkClaims(ctx context.Context, masaURL string) error {
 	if err != nil {
 		return err
 	}
+	now := m.cfg.Now()
 	for _, u := range urls {
+		if !m.feeds.due(u, now) {
+			continue
+		}
 		feed, err := m.cfg.MASA.Claims(ctx, u, query)
+		m.feeds.result(m.cfg.Log, u, now, err)
 		if err != nil {
-			m.cfg.Log.Warn().Err(err).Str("masa", u).Msg("claims feed")
 			continue
 		}
 		for _, n := range feed {
@@ -58,6 +69,62 @@ func (m *Manager) checkClaims(ctx context.Context, masaURL string) error {
 		}
 	}
 	return nil
+}
+
+// feedPolls remembers, per MASA, how reading its claims feed went, so that
+// a MASA without one (the feed is Tumbler's extension; another
+// manufacturer's MASA answers 404) is asked again only hourly and logged
+// once, and an unreachable one is logged when it fails and when it
+// recovers, not at every poll.
+type feedPolls struct {
+	mu    sync.Mutex
+	state map[string]*feedPoll
+}
+
+type feedPoll struct {
+	failing bool
+	next    time.Time // zero: at every poll
+}
+
+// feedRetry is how long a MASA without a claims feed is left alone.
+const feedRetry = time.Hour
+
+func (f *feedPolls) due(url string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.state[url]
+	return st == nil || !now.Before(st.next)
+}
+
+func (f *feedPolls) result(log zerolog.Logger, url string, now time.Time, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state == nil {
+		f.state = map[string]*feedPoll{}
+	}
+	st := f.state[url]
+	if st == nil {
+		st = &feedPoll{}
+		f.state[url] = st
+	}
+	var me *registrar.MASAError
+	switch {
+	case err == nil:
+		if st.failing {
+			log.Info().Str("masa", url).Msg("claims feed readable again")
+		}
+		*st = feedPoll{}
+	case errors.As(err, &me) && (me.Status == http.StatusNotFound || me.Status == http.StatusMethodNotAllowed || me.Status == http.StatusNotImplemented):
+		if !st.failing {
+			log.Info().Str("masa", url).Dur("retry", feedRetry).Msg("this MASA has no claims feed: repossession claims against its devices are not seen here")
+		}
+		st.failing, st.next = true, now.Add(feedRetry)
+	default:
+		if !st.failing {
+			log.Warn().Err(err).Str("masa", url).Msg("claims feed unreadable; retrying at every poll")
+		}
+		st.failing = true
+	}
 }
 
 func (m *Manager) applyClaim(ctx context.Context, masaURL string, n transfer.ClaimNotice) error {

@@ -27,7 +27,8 @@ type feedMASA struct {
 	t       *testing.T
 	mu      sync.Mutex
 	feeds   map[string][]transfer.ClaimNotice
-	queries int
+	fail    map[string]error
+	queries map[string]int
 }
 
 func (f *feedMASA) RegisterTransfer(context.Context, string, []byte) error { return nil }
@@ -49,7 +50,10 @@ func (f *feedMASA) Claims(_ context.Context, url string, query []byte) ([]transf
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.queries++
+	f.queries[url]++
+	if err := f.fail[url]; err != nil {
+		return nil, err
+	}
 	return f.feeds[url], nil
 }
 
@@ -64,6 +68,9 @@ func (f *feedMASA) set(url string, n ...transfer.ClaimNotice) {
 // objection, the device gone (credentials revoked, state repossessed).
 // Malformed entries and entries for devices it does not hold from that
 // MASA change nothing.
+// masaA has a claims feed, masaB (another manufacturer's) does not.
+const masaA, masaB = "https://masa-a.test", "https://masa-b.test"
+
 func TestClaimsFeed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -88,7 +95,8 @@ func TestClaimsFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	masa := &feedMASA{t: t, feeds: map[string][]transfer.ClaimNotice{}}
+	masa := &feedMASA{t: t, feeds: map[string][]transfer.ClaimNotice{}, queries: map[string]int{},
+		fail: map[string]error{masaB: &registrar.MASAError{Status: 404, Reason: "not found"}}}
 	reg, err := registrar.New(registrar.Config{Chain: []*x509.Certificate{regCert, ca}, Key: regKey, Manufacturers: []*x509.Certificate{ca},
 		Policy: registrar.Open, MASA: unusedMASA{}, Store: s, Journal: j})
 	if err != nil {
@@ -106,7 +114,6 @@ func TestClaimsFeed(t *testing.T) {
 	}
 
 	// Two devices with the same serial from two MASAs, and one more.
-	const masaA, masaB = "https://masa-a.test", "https://masa-b.test"
 	mk := func(der, serial, masaURL string) store.Device {
 		d := store.Device{ID: sha256.Sum256([]byte(der)), Serial: serial, IDevID: []byte(der), State: store.StateActive}
 		err := s.Update(ctx, func(tx *store.Tx) error {
@@ -204,8 +211,10 @@ func TestClaimsFeed(t *testing.T) {
 	if o, err := s.Device(ctx, other.ID); err != nil || o.State != store.StateActive {
 		t.Fatalf("the other MASA's device: %v %v", o.State, err)
 	}
-	if masa.queries == 0 {
-		t.Fatal("the feed was never read")
+	// Six polls read masaA's feed each time; masaB, which has none,
+	// was asked once and is left alone for feedRetry.
+	if masa.queries[masaA] != 6 || masa.queries[masaB] != 1 {
+		t.Fatalf("queries %v, want masa-a 6 and masa-b 1", masa.queries)
 	}
 }
 

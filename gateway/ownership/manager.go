@@ -73,7 +73,8 @@ type Manager struct {
 	domainID string   // the domain in MASA audit logs
 	ownerID  [32]byte // SHA-256 of the domain CA's SPKI
 
-	revoked sync.Map // hex serial -> struct{}: LDevIDs refused at DTLS
+	revoked sync.Map  // hex serial -> struct{}: LDevIDs refused at DTLS
+	feeds   feedPolls // how reading each MASA's claims feed went
 
 	crlMu    sync.Mutex
 	crl      []byte
