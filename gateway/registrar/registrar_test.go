@@ -294,6 +294,11 @@ func TestTelemetryAndEnrollGuards(t *testing.T) {
 	if _, err := f.r.Authorize(ctx, d.peer(), est.Enroll); !errors.Is(err, ErrState) {
 		t.Errorf("/sen after the pledge rejected the voucher: %v", err)
 	}
+	// /es without an enrollment does not fit the state: refused, not stored.
+	_, err := f.r.serveES(ctx, &coap.Request{Method: codes.POST, ContentFormat: coap.FormatCBOR, Payload: ok, Peer: d.peer()})
+	if code, _ := coap.CodeOf(err); code != codes.Forbidden || !errors.Is(err, ErrState) {
+		t.Errorf("/es after a rejected voucher: %v", err)
+	}
 	tm, _ := f.s.Telemetry(ctx, pki.DeviceID(d.cert))
 	if len(tm) != 1 || tm[0].Reason != "pin mismatch" {
 		t.Errorf("telemetry stored: %+v", tm)

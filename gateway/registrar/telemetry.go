@@ -36,24 +36,29 @@ func (r *Registrar) telemetry(ctx context.Context, req *coap.Request, kind store
 	if err != nil {
 		return nil, coap.Errorf(codes.BadRequest, "malformed status telemetry", fmt.Errorf("%w: %w", ErrMalformed, err))
 	}
-	dev, err := r.cfg.Store.Device(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, coap.Errorf(codes.Forbidden, "no voucher issued to this device", ErrUnknownDevice)
-	}
-	if err != nil {
-		return nil, err
-	}
-	next, ok := nextState(dev.State, kind, st.Status)
-	if !ok {
-		return nil, coap.Errorf(codes.Forbidden, "telemetry does not fit the device state", fmt.Errorf("%w: %s in state %s", ErrState, kind, dev.State))
-	}
+	// The state is read and moved in one transaction, so that two reports
+	// racing (a retransmission on a new session) cannot both pass the check.
+	var dev store.Device
 	err = r.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+		var err error
+		if dev, err = tx.Device(id); err != nil {
+			return err
+		}
+		next, ok := nextState(dev.State, kind, st.Status)
+		if !ok {
+			return fmt.Errorf("%w: %s in state %s", ErrState, kind, dev.State)
+		}
 		if err := tx.AddTelemetry(store.Telemetry{Device: id, Kind: kind, Status: st.Status, Reason: st.Reason, Body: req.Payload}); err != nil {
 			return err
 		}
 		return tx.SetState(id, next)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, coap.Errorf(codes.Forbidden, "no voucher issued to this device", ErrUnknownDevice)
+	case errors.Is(err, ErrState):
+		return nil, coap.Errorf(codes.Forbidden, "telemetry does not fit the device state", err)
+	case err != nil:
 		return nil, err
 	}
 	ev := r.log.Info()
