@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,6 +87,10 @@ type feedPoll struct {
 	next    time.Time // zero: at every poll
 }
 
+// maxReason bounds the claim reason kept from a MASA's feed (an order's
+// reason, free text).
+const maxReason = 256
+
 // feedRetry is how long a MASA without a claims feed is left alone.
 const feedRetry = time.Hour
 
@@ -136,7 +141,11 @@ func (m *Manager) applyClaim(ctx context.Context, masaURL string, n transfer.Cla
 		log.Warn().Str("status", n.Status).Msg("claims feed: malformed entry ignored")
 		return nil
 	}
-	c := store.Claim{Reason: n.Reason, NoticeUntil: n.NoticeUntil, Status: side, MASAURL: masaURL}
+	reason := n.Reason
+	if len(reason) > maxReason {
+		reason = strings.ToValidUTF8(reason[:maxReason], "")
+	}
+	c := store.Claim{Reason: reason, NoticeUntil: n.NoticeUntil, Status: side, MASAURL: masaURL}
 	copy(c.OrderHash[:], order)
 	copy(c.NewOwner[:], owner)
 	devs, err := m.cfg.Store.Devices(ctx, store.DeviceFilter{Serial: n.Serial})
