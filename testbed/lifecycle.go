@@ -929,8 +929,14 @@ func (l *lifecycle) delegate(ctx context.Context, m *lifeMote) {
 			_, e := dc.GetDevice(ctx, other)
 			err = expectErr(e, ownership.ErrRefused)
 		}
+		if err == nil {
+			list, e := dc.ListDevices(ctx, ownership.ListFilter{})
+			if err = e; err == nil && (len(list) != 1 || list[0].ID != m.idHex) {
+				err = fmt.Errorf("the delegate's list holds %d devices, want just this one", len(list))
+			}
+		}
 	}
-	l.step("delegate-read", m.serial, t1, err, "the delegate's token reads this device, and only it")
+	l.step("delegate-read", m.serial, t1, err, "the delegate's token reads and lists this device, and only it")
 	// Wait for the end record to arrive.
 	deadline := time.Now().Add(time.Minute)
 	for !recv.ended() && time.Now().Before(deadline) && ctx.Err() == nil {

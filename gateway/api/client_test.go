@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ func TestClientRoutes(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != deviceB {
 		t.Fatalf("ListDevices = %+v, %v", list, err)
 	}
-	if f := svc.lastRequest("ListDevices").(ownership.ListFilter); f != (ownership.ListFilter{State: "active", Overdue: true, Limit: 10}) {
+	if f := svc.lastRequest("ListDevices").(ownership.ListFilter); !reflect.DeepEqual(f, ownership.ListFilter{State: "active", Overdue: true, Limit: 10}) {
 		t.Fatalf("filter %+v", f)
 	}
 	d, err := c.GetDevice(ctx, deviceA)

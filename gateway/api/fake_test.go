@@ -114,6 +114,9 @@ func (f *fakeService) ListDevices(_ context.Context, lf ownership.ListFilter) ([
 		if !ok || (lf.State != "" && d.State != lf.State) || (lf.Overdue && !d.Overdue) {
 			continue
 		}
+		if lf.IDs != nil && !slices.Contains(lf.IDs, id) {
+			continue
+		}
 		out = append(out, d.DeviceView)
 	}
 	if lf.Limit > 0 && len(out) > lf.Limit {

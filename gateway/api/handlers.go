@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -62,45 +61,23 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c caller) e
 			return invalid("query parameter \"limit\": %q is not a non-negative integer", clip(v))
 		}
 	}
-	var list []ownership.DeviceView
 	if c.admin < 0 {
-		list, err = s.delegatedDevices(r, c, f)
-	} else {
-		list, err = s.svc.ListDevices(r.Context(), f)
+		f.IDs = append([]string{}, c.scope...) // not nil: only the delegate's devices
 	}
+	list, err := s.svc.ListDevices(r.Context(), f)
 	if err != nil {
 		return err
+	}
+	if c.admin < 0 {
+		for i := range list {
+			list[i].Claim = nil // between owners
+		}
 	}
 	if list == nil {
 		list = []ownership.DeviceView{}
 	}
 	writeJSON(w, http.StatusOK, DeviceList{Devices: list})
 	return nil
-}
-
-// delegatedDevices is a delegate's list: the devices its token may read,
-// filtered as asked, without their open repossession claims.
-func (s *Server) delegatedDevices(r *http.Request, c caller, f ownership.ListFilter) ([]ownership.DeviceView, error) {
-	var list []ownership.DeviceView
-	for _, id := range c.scope {
-		d, err := s.svc.GetDevice(r.Context(), id)
-		if errors.Is(err, ownership.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		v := d.DeviceView
-		if f.State != "" && v.State != f.State || f.Overdue && !v.Overdue {
-			continue
-		}
-		v.Claim = nil
-		list = append(list, v)
-		if f.Limit > 0 && len(list) == f.Limit {
-			break
-		}
-	}
-	return list, nil
 }
 
 // getDevice: GET /api/devices/{id}. A delegate is not shown the device's

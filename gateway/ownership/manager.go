@@ -172,9 +172,26 @@ func enrolled(s store.State) bool { return s == store.StateEnrolled || s == stor
 
 // ListDevices implements Service.
 func (m *Manager) ListDevices(ctx context.Context, f ListFilter) ([]DeviceView, error) {
-	devs, err := m.cfg.Store.Devices(ctx, store.DeviceFilter{State: store.State(f.State), Limit: f.Limit})
-	if err != nil {
-		return nil, err
+	var devs []store.Device
+	if f.IDs != nil {
+		for _, id := range f.IDs {
+			d, err := m.device(ctx, id)
+			if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if f.State == "" || string(d.State) == f.State {
+				devs = append(devs, d)
+			}
+		}
+	} else {
+		var err error
+		devs, err = m.cfg.Store.Devices(ctx, store.DeviceFilter{State: store.State(f.State), Limit: f.Limit})
+		if err != nil {
+			return nil, err
+		}
 	}
 	claims, err := m.cfg.Store.Claims(ctx, nil)
 	if err != nil {
@@ -194,6 +211,9 @@ func (m *Manager) ListDevices(ctx context.Context, f ListFilter) ([]DeviceView, 
 			continue
 		}
 		out = append(out, v)
+		if f.IDs != nil && f.Limit > 0 && len(out) == f.Limit {
+			break
+		}
 	}
 	return out, nil
 }

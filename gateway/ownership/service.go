@@ -67,6 +67,9 @@ type ListFilter struct {
 	State   string // empty: any
 	Overdue bool   // only devices that missed a check-in
 	Limit   int    // 0: 1000
+	// IDs, if not nil, lists only these devices (a delegate's scope);
+	// unknown or malformed ids are left out.
+	IDs []string
 }
 
 // DeviceView is a device in a listing. Ids are hex SHA-256 of the IDevID.
