@@ -6,11 +6,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"testing"
+
+	"github.com/tumbler-iot/tumbler/internal/cbrskivec"
 )
 
 // BenchmarkSign signs the draft voucher's 648-byte payload.
 func BenchmarkSign(b *testing.B) {
-	v, err := Parse(readHex(b, "voucher.hex"))
+	v, err := Parse(cbrskivec.Hex(b, "voucher.hex"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -44,8 +46,8 @@ func BenchmarkSign(b *testing.B) {
 // examples.
 func BenchmarkParseVerify(b *testing.B) {
 	for _, v := range vectors {
-		data := readHex(b, v.file)
-		pub := readCert(b, v.signer).PublicKey
+		data := cbrskivec.Hex(b, v.file)
+		pub := cbrskivec.Cert(b, v.signer).PublicKey
 		b.Run(v.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(data)))
@@ -64,7 +66,7 @@ func BenchmarkParseVerify(b *testing.B) {
 
 // BenchmarkParse parses the 1604-byte RVR without verifying it.
 func BenchmarkParse(b *testing.B) {
-	data := readHex(b, "rvr.hex")
+	data := cbrskivec.Hex(b, "rvr.hex")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {

@@ -4,26 +4,24 @@ import (
 	"bytes"
 	"crypto"
 	"errors"
-	"path/filepath"
 	"testing"
+
+	"github.com/tumbler-iot/tumbler/internal/cbrskivec"
 )
 
 // FuzzParse checks that Parse never panics, that every error wraps a
 // sentinel, that an accepted message has exactly one encoding (re-encoding
 // reproduces the input), that stripping the unprotected header keeps the
 // signed parts, and that nothing but the draft's own signed content verifies
-// under the draft's keys (non-malleability). Seeds: every testdata/*.hex.
+// under the draft's keys (non-malleability). Seeds: the draft's signed
+// examples (internal/cbrskivec/testdata).
 func FuzzParse(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*.hex"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seeds: %v", err)
-	}
-	for _, name := range files {
-		data := readHex(f, filepath.Base(name))
+	for _, v := range vectors {
+		data := cbrskivec.Hex(f, v.file)
 		f.Add(data)
 		m, err := Parse(data)
 		if err != nil {
-			f.Fatalf("seed %s: %v", name, err)
+			f.Fatalf("seed %s: %v", v.file, err)
 		}
 		if s, err := m.StripUnprotected(); err == nil {
 			f.Add(s)
@@ -37,17 +35,17 @@ func FuzzParse(f *testing.F) {
 	keys := map[string]crypto.PublicKey{}
 	genuine := map[string][]signed{}
 	for _, v := range vectors {
-		m, err := Parse(readHex(f, v.file))
+		m, err := Parse(cbrskivec.Hex(f, v.file))
 		if err != nil {
 			f.Fatal(err)
 		}
-		keys[v.signer] = readCert(f, v.signer).PublicKey
+		keys[v.signer] = cbrskivec.Cert(f, v.signer).PublicKey
 		genuine[v.signer] = append(genuine[v.signer], signed{m.RawProtected(), m.Payload()})
 	}
 
 	// One more seed with a protected kid and a two-certificate x5bag,
 	// signed with the pledge key: also genuine.
-	withKID, err := Sign(nil, readKey(f, "privkey_pledge.pem"), []byte{0xa0}, SignOptions{KID: []byte{1}, X5Bag: [][]byte{{0x30, 0x00}, {0x30, 0x00}}})
+	withKID, err := Sign(nil, cbrskivec.Key(f, "privkey_pledge.pem"), []byte{0xa0}, SignOptions{KID: []byte{1}, X5Bag: [][]byte{{0x30, 0x00}, {0x30, 0x00}}})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	gocose "github.com/veraison/go-cose"
+
+	"github.com/tumbler-iot/tumbler/internal/cbrskivec"
 )
 
 func TestVectorsParseVerify(t *testing.T) {
@@ -26,12 +28,12 @@ func TestVectorsParseVerify(t *testing.T) {
 	wantPayloadLen := map[string]int{"pvr": 126, "rvr": 292, "voucher": 648}
 	for _, v := range vectors {
 		t.Run(v.name, func(t *testing.T) {
-			data := readHex(t, v.file)
+			data := cbrskivec.Hex(t, v.file)
 			m, err := Parse(data)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if err := m.Verify(readCert(t, v.signer).PublicKey); err != nil {
+			if err := m.Verify(cbrskivec.Cert(t, v.signer).PublicKey); err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
 			if got := m.RawProtected(); !bytes.Equal(got, []byte{0xa1, 0x01, 0x26}) {
@@ -77,11 +79,11 @@ func TestVectorsWrongKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := Parse(readHex(t, tc.file))
+			m, err := Parse(cbrskivec.Hex(t, tc.file))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := m.Verify(readCert(t, tc.key).PublicKey); !errors.Is(err, ErrBadSignature) {
+			if err := m.Verify(cbrskivec.Cert(t, tc.key).PublicKey); !errors.Is(err, ErrBadSignature) {
 				t.Fatalf("Verify = %v, want ErrBadSignature", err)
 			}
 		})
@@ -95,12 +97,12 @@ func TestVectorsWrongKey(t *testing.T) {
 func TestVectorsFlippedByte(t *testing.T) {
 	for _, v := range vectors {
 		t.Run(v.name, func(t *testing.T) {
-			data := readHex(t, v.file)
+			data := cbrskivec.Hex(t, v.file)
 			orig, err := Parse(data)
 			if err != nil {
 				t.Fatal(err)
 			}
-			pub := readCert(t, v.signer).PublicKey
+			pub := cbrskivec.Cert(t, v.signer).PublicKey
 			unprotStart := 2 + len(appendBstr(nil, orig.RawProtected()))
 			unprotEnd := unprotStart + len(orig.unprotected)
 			for i := range data {
@@ -130,7 +132,7 @@ func TestVectorsFlippedByte(t *testing.T) {
 }
 
 func TestParseStrict(t *testing.T) {
-	pvr := readHex(t, "pvr.hex")
+	pvr := cbrskivec.Hex(t, "pvr.hex")
 	p, err := Parse(pvr)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +203,7 @@ func TestParseStrict(t *testing.T) {
 }
 
 func TestParseAcceptsHeaderVariants(t *testing.T) {
-	key := readKey(t, "privkey_pledge.pem")
+	key := cbrskivec.Key(t, "privkey_pledge.pem")
 	payload := []byte{0xa0}
 	tests := []struct {
 		name        string
@@ -252,7 +254,7 @@ func TestSignRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certA := readHex(t, "pvr.hex") // any bytes: x5bag entries are not parsed by Sign
+	certA := cbrskivec.Hex(t, "pvr.hex") // any bytes: x5bag entries are not parsed by Sign
 	certB := []byte{0x30, 0x00}
 	keys := []struct {
 		name string
@@ -339,14 +341,14 @@ func TestSignRoundTrip(t *testing.T) {
 }
 
 func TestParseGoCoseMessage(t *testing.T) {
-	key := readKey(t, "privkey_registrar.pem")
+	key := cbrskivec.Key(t, "privkey_registrar.pem")
 	signer, err := gocose.NewSigner(gocose.AlgorithmES256, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	msg := gocose.NewSign1Message()
 	msg.Headers.Protected.SetAlgorithm(gocose.AlgorithmES256)
-	msg.Headers.Protected[int64(HeaderX5Bag)] = readCert(t, "registrar.der").Raw
+	msg.Headers.Protected[int64(HeaderX5Bag)] = cbrskivec.Cert(t, "registrar.der").Raw
 	msg.Payload = []byte("hello")
 	if err := msg.Sign(rand.Reader, nil, signer); err != nil {
 		t.Fatal(err)
@@ -366,13 +368,13 @@ func TestParseGoCoseMessage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("X5Bag (protected): %v", err)
 	}
-	if len(certs) != 1 || !certs[0].Equal(readCert(t, "registrar.der")) {
+	if len(certs) != 1 || !certs[0].Equal(cbrskivec.Cert(t, "registrar.der")) {
 		t.Fatalf("X5Bag = %v", certs)
 	}
 }
 
 func TestVerifyAlgorithm(t *testing.T) {
-	m, err := Parse(readHex(t, "pvr.hex"))
+	m, err := Parse(cbrskivec.Hex(t, "pvr.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +411,7 @@ func TestVerifyAlgorithm(t *testing.T) {
 	}
 
 	// A message claiming EdDSA, verified with the P-256 key that signed it.
-	key := readKey(t, "privkey_pledge.pem")
+	key := cbrskivec.Key(t, "privkey_pledge.pem")
 	signer, err := gocose.NewSigner(gocose.AlgorithmES256, key)
 	if err != nil {
 		t.Fatal(err)
@@ -463,7 +465,7 @@ func TestSignErrors(t *testing.T) {
 func TestStripUnprotected(t *testing.T) {
 	for _, v := range vectors {
 		t.Run(v.name, func(t *testing.T) {
-			data := readHex(t, v.file)
+			data := cbrskivec.Hex(t, v.file)
 			m, err := Parse(data)
 			if err != nil {
 				t.Fatal(err)
@@ -476,7 +478,7 @@ func TestStripUnprotected(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(stripped): %v", err)
 			}
-			if err := s.Verify(readCert(t, v.signer).PublicKey); err != nil {
+			if err := s.Verify(cbrskivec.Cert(t, v.signer).PublicKey); err != nil {
 				t.Fatalf("Verify(stripped): %v", err)
 			}
 			if !bytes.Equal(s.unprotected, []byte{0xa0}) {
@@ -500,7 +502,7 @@ func TestStripUnprotected(t *testing.T) {
 }
 
 func TestX5Bag(t *testing.T) {
-	rvr, err := Parse(readHex(t, "rvr.hex"))
+	rvr, err := Parse(cbrskivec.Hex(t, "rvr.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +518,7 @@ func TestX5Bag(t *testing.T) {
 	}
 	// The x5bag holds the 2022-12-06 certificates, registrar.der the
 	// 2022-12-09 regeneration: same key, different bytes.
-	reg := readCert(t, "registrar.der")
+	reg := cbrskivec.Cert(t, "registrar.der")
 	if certs[0].Equal(reg) {
 		t.Error("expected different certificate bytes (spec §9 pitfall 10)")
 	}
@@ -527,7 +529,7 @@ func TestX5Bag(t *testing.T) {
 		t.Errorf("registrar not issued by the domain CA in the bag: %v", err)
 	}
 
-	voucher, err := Parse(readHex(t, "voucher.hex"))
+	voucher, err := Parse(cbrskivec.Hex(t, "voucher.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,7 +537,7 @@ func TestX5Bag(t *testing.T) {
 		t.Fatalf("voucher X5Bag = %v, want ErrNoX5Bag", err)
 	}
 
-	key := readKey(t, "privkey_registrar.pem")
+	key := cbrskivec.Key(t, "privkey_registrar.pem")
 	bad, err := Sign(rand.Reader, key, []byte{1}, SignOptions{X5Bag: [][]byte{{0x30, 0x00}}})
 	if err != nil {
 		t.Fatal(err)
@@ -561,7 +563,7 @@ func TestKeyID(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := readCert(t, tc.cert)
+			c := cbrskivec.Cert(t, tc.cert)
 			got, err := KeyID(c.PublicKey)
 			if err != nil {
 				t.Fatal(err)

@@ -4,14 +4,16 @@ import (
 	"crypto/rand"
 	"testing"
 	"time"
+
+	"github.com/tumbler-iot/tumbler/internal/cbrskivec"
 )
 
 // BenchmarkParseSignedVoucherVerify is the pledge's voucher step: parse the
 // draft's 724-byte voucher, verify it with the MASA key, validate it.
 func BenchmarkParseSignedVoucherVerify(b *testing.B) {
-	data := readHex(b, "voucher.hex")
-	pub := readCert(b, "masa_ca.der").PublicKey
-	check := PledgeCheck{SerialNumber: vectorSerial, Nonce: mustHex(b, voucherNonce)}
+	data := cbrskivec.Hex(b, "voucher.hex")
+	pub := cbrskivec.Cert(b, "masa_ca.der").PublicKey
+	check := PledgeCheck{SerialNumber: cbrskivec.Serial, Nonce: mustHex(b, cbrskivec.VoucherNonce)}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
@@ -31,11 +33,11 @@ func BenchmarkParseSignedVoucherVerify(b *testing.B) {
 // BenchmarkRegistrarPVRToRVR is the registrar's CPU work per voucher
 // request: parse and verify the PVR, validate it, build and sign the RVR.
 func BenchmarkRegistrarPVRToRVR(b *testing.B) {
-	pvrRaw := readHex(b, "pvr.hex")
-	pledge := readCert(b, "pledge.der")
-	registrar := readCert(b, "registrar.der")
-	key := readKey(b, "privkey_registrar.pem")
-	bag := [][]byte{registrar.Raw, readCert(b, "domain_ca.der").Raw, pledge.Raw}
+	pvrRaw := cbrskivec.Hex(b, "pvr.hex")
+	pledge := cbrskivec.Cert(b, "pledge.der")
+	registrar := cbrskivec.Cert(b, "registrar.der")
+	key := cbrskivec.Key(b, "privkey_registrar.pem")
+	bag := [][]byte{registrar.Raw, cbrskivec.Cert(b, "domain_ca.der").Raw, pledge.Raw}
 	b.ReportAllocs()
 	for b.Loop() {
 		s, err := ParseSignedRequest(pvrRaw)
@@ -45,10 +47,10 @@ func BenchmarkRegistrarPVRToRVR(b *testing.B) {
 		if err := s.Verify(pledge.PublicKey); err != nil {
 			b.Fatal(err)
 		}
-		if err := ValidatePVR(s.Request, pledge, registrar, vectorTime); err != nil {
+		if err := ValidatePVR(s.Request, pledge, registrar, cbrskivec.Time); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := SignRequest(rand.Reader, key, NewRVR(pvrRaw, s.Request, pledge, vectorTime), bag); err != nil {
+		if _, err := SignRequest(rand.Reader, key, NewRVR(pvrRaw, s.Request, pledge, cbrskivec.Time), bag); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -56,7 +58,7 @@ func BenchmarkRegistrarPVRToRVR(b *testing.B) {
 
 // BenchmarkParseRequest decodes the draft's 292-byte RVR payload.
 func BenchmarkParseRequest(b *testing.B) {
-	data := readHex(b, "rvr-nonsigned.hex")
+	data := cbrskivec.Hex(b, "rvr-nonsigned.hex")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
@@ -68,7 +70,7 @@ func BenchmarkParseRequest(b *testing.B) {
 
 // BenchmarkMarshalVoucher encodes a voucher like the draft's.
 func BenchmarkMarshalVoucher(b *testing.B) {
-	v, err := ParseVoucher(readHex(b, "voucher-nonsigned.hex"))
+	v, err := ParseVoucher(cbrskivec.Hex(b, "voucher-nonsigned.hex"))
 	if err != nil {
 		b.Fatal(err)
 	}

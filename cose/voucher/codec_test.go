@@ -12,6 +12,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/tumbler-iot/tumbler/cose"
+	"github.com/tumbler-iot/tumbler/internal/cbrskivec"
 )
 
 // sid is an absolute SID map key (tag 47).
@@ -20,7 +21,7 @@ func sid(n uint64) cbor.Tag { return cbor.Tag{Number: tagSID, Content: n} }
 // req wraps leaves in a voucher-request container with a valid serial.
 func req(leaves map[any]any) map[any]any {
 	if _, ok := leaves[13]; !ok {
-		leaves[13] = vectorSerial
+		leaves[13] = cbrskivec.Serial
 	}
 	return map[any]any{2501: leaves}
 }
@@ -28,27 +29,27 @@ func req(leaves map[any]any) map[any]any {
 // vch wraps leaves in a voucher container with a valid serial.
 func vch(leaves map[any]any) map[any]any {
 	if _, ok := leaves[11]; !ok {
-		leaves[11] = vectorSerial
+		leaves[11] = cbrskivec.Serial
 	}
 	return map[any]any{2451: leaves}
 }
 
 func TestDecodeStrict(t *testing.T) {
-	nonce := mustHex(t, pvrNonce)
+	nonce := mustHex(t, cbrskivec.PVRNonce)
 	tests := []struct {
 		name    string
 		in      []byte
 		voucher bool // parse as voucher instead of request
 		want    error
 	}{
-		{name: "voucher given as request", in: readHex(t, "voucher-nonsigned.hex"), want: ErrMalformed},
-		{name: "request given as voucher", in: readHex(t, "pvr-nonsigned.hex"), voucher: true, want: ErrMalformed},
+		{name: "voucher given as request", in: cbrskivec.Hex(t, "voucher-nonsigned.hex"), want: ErrMalformed},
+		{name: "request given as voucher", in: cbrskivec.Hex(t, "pvr-nonsigned.hex"), voucher: true, want: ErrMalformed},
 		{name: "two top-level keys", in: marshal(t, map[any]any{2501: map[any]any{13: "x"}, 2502: 1}), want: ErrMalformed},
 		{name: "top-level tag-47 key", in: marshal(t, map[any]any{sid(2501): map[any]any{13: "x"}}), want: ErrMalformed},
 		{name: "top level not a map", in: marshal(t, []any{2501}), want: ErrMalformed},
 		{name: "container not a map", in: marshal(t, map[any]any{2501: []any{1}}), want: ErrMalformed},
 		{name: "empty input", in: nil, want: ErrMalformed},
-		{name: "trailing byte", in: append(readHex(t, "pvr-nonsigned.hex"), 0x00), want: ErrMalformed},
+		{name: "trailing byte", in: append(cbrskivec.Hex(t, "pvr-nonsigned.hex"), 0x00), want: ErrMalformed},
 		{name: "oversize", in: make([]byte, cose.MaxMessageSize+1), want: cose.ErrTooLarge},
 		{name: "indefinite container", in: mustHex(t, "a1 19 09c5 bf 0d 61 78 ff"), want: ErrMalformed},
 		{name: "unknown delta", in: marshal(t, req(map[any]any{99: 1})), want: ErrUnknownLeaf},
@@ -255,12 +256,12 @@ func TestMarshalErrors(t *testing.T) {
 			if _, err := r.MarshalCBOR(); !errors.Is(err, tc.want) {
 				t.Fatalf("MarshalCBOR = %v, want %v", err, tc.want)
 			}
-			if _, err := SignRequest(rand.Reader, readKey(t, "privkey_pledge.pem"), r, nil); !errors.Is(err, tc.want) {
+			if _, err := SignRequest(rand.Reader, cbrskivec.Key(t, "privkey_pledge.pem"), r, nil); !errors.Is(err, tc.want) {
 				t.Fatalf("SignRequest = %v, want %v", err, tc.want)
 			}
 		})
 	}
-	key := readKey(t, "privkey_masa_ca.pem")
+	key := cbrskivec.Key(t, "privkey_masa_ca.pem")
 	if _, err := SignVoucher(rand.Reader, key, &Voucher{SerialNumber: "S", Nonce: make([]byte, 8)}, nil); !errors.Is(err, ErrMissingField) {
 		t.Fatalf("SignVoucher without created-on = %v", err)
 	}
@@ -273,15 +274,15 @@ func TestMarshalErrors(t *testing.T) {
 }
 
 func TestSignVoucherRoundTrip(t *testing.T) {
-	key := readKey(t, "privkey_masa_ca.pem")
-	masa := readCert(t, "masa_ca.der")
+	key := cbrskivec.Key(t, "privkey_masa_ca.pem")
+	masa := cbrskivec.Cert(t, "masa_ca.der")
 	v := &Voucher{
 		Assertion:    Ptr(Proximity),
 		CreatedOn:    time.Date(2026, 5, 1, 12, 0, 0, 0, time.FixedZone("X", -7200)),
-		Nonce:        mustHex(t, pvrNonce),
-		SerialNumber: vectorSerial,
+		Nonce:        mustHex(t, cbrskivec.PVRNonce),
+		SerialNumber: cbrskivec.Serial,
 		PinnedDomainCert: func() []byte {
-			return readCert(t, "domain_ca.der").Raw
+			return cbrskivec.Cert(t, "domain_ca.der").Raw
 		}(),
 	}
 	signed, err := SignVoucher(rand.Reader, key, v, [][]byte{masa.Raw})

@@ -58,8 +58,9 @@ func ExampleSignRequest() {
 }
 
 func ExampleParseSignedVoucher() {
-	// The draft's voucher, signed by the MASA CA (which issued the IDevID).
-	hexText, err := os.ReadFile("testdata/voucher.hex")
+	// The draft's voucher, signed by the MASA CA (which issued the IDevID),
+	// from the repository's copy of the draft vectors.
+	hexText, err := os.ReadFile("../../internal/cbrskivec/testdata/voucher.hex")
 	if err != nil {
 		panic(err)
 	}
@@ -67,7 +68,7 @@ func ExampleParseSignedVoucher() {
 	if err != nil {
 		panic(err)
 	}
-	masaDER, err := os.ReadFile("testdata/masa_ca.der")
+	masaDER, err := os.ReadFile("../../internal/cbrskivec/testdata/masa_ca.der")
 	if err != nil {
 		panic(err)
 	}

@@ -3,22 +3,18 @@ package voucher
 import (
 	"bytes"
 	"errors"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/tumbler-iot/tumbler/cose"
+	"github.com/tumbler-iot/tumbler/internal/cbrskivec"
 )
 
-// addSeeds adds every testdata/*.hex file to the corpus: COSE messages as
+// addSeeds adds every draft vector (internal/cbrskivec/testdata/*.hex) to the corpus: COSE messages as
 // their payload, everything else as is.
 func addSeeds(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*.hex"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seeds: %v", err)
-	}
-	for _, name := range files {
-		data := readHex(f, filepath.Base(name))
+	for _, name := range cbrskivec.HexFiles(f) {
+		data := cbrskivec.Hex(f, name)
 		if m, err := cose.Parse(data); err == nil {
 			f.Add(m.Payload())
 			continue

@@ -15,22 +15,23 @@ import (
 	"time"
 
 	"github.com/tumbler-iot/tumbler/cose"
+	"github.com/tumbler-iot/tumbler/internal/cbrskivec"
 )
 
 func TestGoldenPVR(t *testing.T) {
-	raw := readHex(t, "pvr.hex")
+	raw := cbrskivec.Hex(t, "pvr.hex")
 	s, err := ParseSignedRequest(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Verify(readCert(t, "pledge.der").PublicKey); err != nil {
+	if err := s.Verify(cbrskivec.Cert(t, "pledge.der").PublicKey); err != nil {
 		t.Fatalf("PVR signature: %v", err)
 	}
 	want := &Request{
 		Assertion:              Ptr(Proximity),
-		Nonce:                  mustHex(t, pvrNonce),
-		ProximityRegistrarPubK: mustHex(t, registrarSPKI),
-		SerialNumber:           vectorSerial,
+		Nonce:                  mustHex(t, cbrskivec.PVRNonce),
+		ProximityRegistrarPubK: mustHex(t, cbrskivec.RegistrarSPKI),
+		SerialNumber:           cbrskivec.Serial,
 	}
 	if !reflect.DeepEqual(s.Request, want) {
 		t.Fatalf("PVR = %+v\nwant  %+v", s.Request, want)
@@ -39,7 +40,7 @@ func TestGoldenPVR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(reencoded, readHex(t, "pvr-nonsigned.hex")) || !bytes.Equal(reencoded, s.Sign1.Payload()) {
+	if !bytes.Equal(reencoded, cbrskivec.Hex(t, "pvr-nonsigned.hex")) || !bytes.Equal(reencoded, s.Sign1.Payload()) {
 		t.Fatalf("re-encoded PVR differs:\n%x", reencoded)
 	}
 	if !bytes.Equal(s.Sign1.Raw(), raw) {
@@ -48,20 +49,20 @@ func TestGoldenPVR(t *testing.T) {
 }
 
 func TestGoldenRVR(t *testing.T) {
-	s, err := ParseSignedRequest(readHex(t, "rvr.hex"))
+	s, err := ParseSignedRequest(cbrskivec.Hex(t, "rvr.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Verify(readCert(t, "registrar.der").PublicKey); err != nil {
+	if err := s.Verify(cbrskivec.Cert(t, "registrar.der").PublicKey); err != nil {
 		t.Fatalf("RVR signature: %v", err)
 	}
 	want := &Request{
 		Assertion:                 Ptr(Proximity),
 		CreatedOn:                 mustDate(t, "2022-12-06T20:04:15.754Z"),
-		IDevIDIssuer:              mustHex(t, idevidIssuer),
-		Nonce:                     mustHex(t, pvrNonce),
-		PriorSignedVoucherRequest: readHex(t, "pvr.hex"),
-		SerialNumber:              vectorSerial,
+		IDevIDIssuer:              mustHex(t, cbrskivec.IDevIDIssuer),
+		Nonce:                     mustHex(t, cbrskivec.PVRNonce),
+		PriorSignedVoucherRequest: cbrskivec.Hex(t, "pvr.hex"),
+		SerialNumber:              cbrskivec.Serial,
 	}
 	if !reflect.DeepEqual(s.Request, want) {
 		t.Fatalf("RVR = %+v\nwant  %+v", s.Request, want)
@@ -70,14 +71,14 @@ func TestGoldenRVR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(reencoded, readHex(t, "rvr-nonsigned.hex")) || !bytes.Equal(reencoded, s.Sign1.Payload()) {
+	if !bytes.Equal(reencoded, cbrskivec.Hex(t, "rvr-nonsigned.hex")) || !bytes.Equal(reencoded, s.Sign1.Payload()) {
 		t.Fatalf("re-encoded RVR differs:\n%x", reencoded)
 	}
 	prior, err := ParseSignedRequest(s.Request.PriorSignedVoucherRequest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := prior.Verify(readCert(t, "pledge.der").PublicKey); err != nil {
+	if err := prior.Verify(cbrskivec.Cert(t, "pledge.der").PublicKey); err != nil {
 		t.Fatalf("prior PVR signature: %v", err)
 	}
 	bag, err := s.Sign1.X5Bag()
@@ -87,14 +88,14 @@ func TestGoldenRVR(t *testing.T) {
 }
 
 func TestGoldenVoucher(t *testing.T) {
-	s, err := ParseSignedVoucher(readHex(t, "voucher.hex"))
+	s, err := ParseSignedVoucher(cbrskivec.Hex(t, "voucher.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Verify(readCert(t, "masa_ca.der").PublicKey); err != nil {
+	if err := s.Verify(cbrskivec.Cert(t, "masa_ca.der").PublicKey); err != nil {
 		t.Fatalf("voucher signature: %v", err)
 	}
-	rvr, err := cose.Parse(readHex(t, "rvr.hex"))
+	rvr, err := cose.Parse(cbrskivec.Hex(t, "rvr.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,9 +104,9 @@ func TestGoldenVoucher(t *testing.T) {
 		Assertion:                  Ptr(Proximity),
 		CreatedOn:                  mustDate(t, "2022-12-06T20:23:30.708Z"),
 		DomainCertRevocationChecks: Ptr(false),
-		Nonce:                      mustHex(t, voucherNonce),
+		Nonce:                      mustHex(t, cbrskivec.VoucherNonce),
 		PinnedDomainCert:           domainCA,
-		SerialNumber:               vectorSerial,
+		SerialNumber:               cbrskivec.Serial,
 	}
 	if !reflect.DeepEqual(s.Voucher, want) {
 		t.Fatalf("voucher = %+v\nwant      %+v", s.Voucher, want)
@@ -114,7 +115,7 @@ func TestGoldenVoucher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(reencoded, readHex(t, "voucher-nonsigned.hex")) || !bytes.Equal(reencoded, s.Sign1.Payload()) {
+	if !bytes.Equal(reencoded, cbrskivec.Hex(t, "voucher-nonsigned.hex")) || !bytes.Equal(reencoded, s.Sign1.Payload()) {
 		t.Fatalf("re-encoded voucher differs:\n%x", reencoded)
 	}
 	pin, err := s.Voucher.PinnedCert()
@@ -127,11 +128,11 @@ func TestGoldenVoucher(t *testing.T) {
 }
 
 func TestNameKeyed(t *testing.T) {
-	sidRVR, err := ParseRequest(readHex(t, "rvr-nonsigned.hex"))
+	sidRVR, err := ParseRequest(cbrskivec.Hex(t, "rvr-nonsigned.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sidVoucher, err := ParseVoucher(readHex(t, "voucher-nonsigned.hex"))
+	sidVoucher, err := ParseVoucher(cbrskivec.Hex(t, "voucher-nonsigned.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestNameKeyed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := tc.parse(readHex(t, tc.file))
+			got, err := tc.parse(cbrskivec.Hex(t, tc.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +160,7 @@ func TestNameKeyed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(enc, readHex(t, tc.wantEnc)) {
+			if !bytes.Equal(enc, cbrskivec.Hex(t, tc.wantEnc)) {
 				t.Fatalf("re-encoding is not the SID-keyed vector: %x", enc)
 			}
 		})
@@ -167,15 +168,15 @@ func TestNameKeyed(t *testing.T) {
 }
 
 func TestCertHelpers(t *testing.T) {
-	pledge := readCert(t, "pledge.der")
-	if got := IDevIDIssuer(pledge); !bytes.Equal(got, mustHex(t, idevidIssuer)) {
+	pledge := cbrskivec.Cert(t, "pledge.der")
+	if got := IDevIDIssuer(pledge); !bytes.Equal(got, mustHex(t, cbrskivec.IDevIDIssuer)) {
 		t.Errorf("IDevIDIssuer(pledge) = %X", got)
 	}
 	serial, err := SerialNumber(pledge)
-	if err != nil || serial != vectorSerial {
+	if err != nil || serial != cbrskivec.Serial {
 		t.Errorf("SerialNumber(pledge) = %q, %v", serial, err)
 	}
-	if _, err := SerialNumber(readCert(t, "registrar.der")); !errors.Is(err, ErrNoSerialNumber) {
+	if _, err := SerialNumber(cbrskivec.Cert(t, "registrar.der")); !errors.Is(err, ErrNoSerialNumber) {
 		t.Errorf("SerialNumber(registrar) = %v, want ErrNoSerialNumber", err)
 	}
 	if _, err := SerialNumber(nil); !errors.Is(err, ErrNoSerialNumber) {
@@ -195,8 +196,8 @@ func TestCertHelpers(t *testing.T) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "no-aki", SerialNumber: "A"},
-		NotBefore:             vectorTime,
-		NotAfter:              vectorTime.Add(time.Hour),
+		NotBefore:             cbrskivec.Time,
+		NotAfter:              cbrskivec.Time.Add(time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 	}
@@ -223,12 +224,12 @@ func TestCertHelpers(t *testing.T) {
 }
 
 func TestNewRVRReproducesVector(t *testing.T) {
-	pvrRaw := readHex(t, "pvr.hex")
+	pvrRaw := cbrskivec.Hex(t, "pvr.hex")
 	pvr, err := ParseSignedRequest(pvrRaw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pledge := readCert(t, "pledge.der")
+	pledge := cbrskivec.Cert(t, "pledge.der")
 	// The vector's created-on, with sub-millisecond noise that NewRVR drops.
 	now := mustDate(t, "2022-12-06T20:04:15.754Z").Add(123 * time.Microsecond).In(time.FixedZone("CET", 3600))
 	rvr := NewRVR(pvrRaw, pvr.Request, pledge, now)
@@ -236,15 +237,15 @@ func TestNewRVRReproducesVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := readHex(t, "rvr-nonsigned.hex"); !bytes.Equal(got, want) {
+	if want := cbrskivec.Hex(t, "rvr-nonsigned.hex"); !bytes.Equal(got, want) {
 		t.Fatalf("NewRVR payload\n%X\nwant\n%X", got, want)
 	}
 	if rvr.ProximityRegistrarCert != nil {
 		t.Error("RVR carries proximity-registrar-cert")
 	}
 
-	key := readKey(t, "privkey_registrar.pem")
-	rv, err := cose.Parse(readHex(t, "rvr.hex"))
+	key := cbrskivec.Key(t, "privkey_registrar.pem")
+	rv, err := cose.Parse(cbrskivec.Hex(t, "rvr.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/tumbler-iot/tumbler/internal/cbrskivec"
 )
 
 func TestStatusGolden(t *testing.T) {
@@ -27,7 +29,7 @@ func TestStatusGolden(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			data := readHex(t, tc.file)
+			data := cbrskivec.Hex(t, tc.file)
 			s, err := ParseStatus(data)
 			if err != nil {
 				t.Fatal(err)
@@ -90,7 +92,7 @@ func TestStatusEncode(t *testing.T) {
 		want []byte
 		err  error
 	}{
-		{name: "success", in: Status{Version: 1, Status: true}, want: readHex(t, "es-success.hex")},
+		{name: "success", in: Status{Version: 1, Status: true}, want: cbrskivec.Hex(t, "es-success.hex")},
 		{name: "failure without reason tolerated", in: Status{Version: 1}, want: mustHex(t, "a2 67 76657273696f6e 01 66 737461747573 f4")},
 		{name: "version unset", in: Status{Status: true}, err: ErrStatusVersion},
 		{name: "reason-context not a map", in: Status{Version: 1, ReasonContext: cbor.RawMessage{0x01}}, err: ErrMalformed},

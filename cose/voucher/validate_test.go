@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/tumbler-iot/tumbler/cose"
+	"github.com/tumbler-iot/tumbler/internal/cbrskivec"
 )
 
 // vectorPVR returns a fresh copy of the draft's PVR.
 func vectorPVR(t *testing.T) *Request {
 	t.Helper()
-	s, err := ParseSignedRequest(readHex(t, "pvr.hex"))
+	s, err := ParseSignedRequest(cbrskivec.Hex(t, "pvr.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,11 +23,11 @@ func vectorPVR(t *testing.T) *Request {
 }
 
 func TestValidatePVR(t *testing.T) {
-	pledge := readCert(t, "pledge.der")
+	pledge := cbrskivec.Cert(t, "pledge.der")
 	// registrar.der is the 2022-12-09 certificate; the PVR pins the
 	// registrar's public key, which is the same in both sets (§9 pitfall 10).
-	registrar := readCert(t, "registrar.der")
-	rvr, err := cose.Parse(readHex(t, "rvr.hex"))
+	registrar := cbrskivec.Cert(t, "registrar.der")
+	rvr, err := cose.Parse(cbrskivec.Hex(t, "rvr.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestValidatePVR(t *testing.T) {
 	}
 	registrar1206 := bag[0]
 	sum := sha256.Sum256(registrar.RawSubjectPublicKeyInfo)
-	now := vectorTime
+	now := cbrskivec.Time
 
 	tests := []struct {
 		name      string
@@ -98,7 +99,7 @@ func TestValidatePVR(t *testing.T) {
 }
 
 func TestValidateRVR(t *testing.T) {
-	pledge := readCert(t, "pledge.der")
+	pledge := cbrskivec.Cert(t, "pledge.der")
 	now := mustDate(t, "2022-12-06T20:05:00Z")
 	tests := []struct {
 		name   string
@@ -110,10 +111,10 @@ func TestValidateRVR(t *testing.T) {
 		{name: "prior missing", mutate: func(rvr, _ *Request) { rvr.PriorSignedVoucherRequest = nil }, want: ErrMissingField},
 		{name: "RVR serial differs", mutate: func(rvr, _ *Request) { rvr.SerialNumber = "X" }, want: ErrSerialMismatch},
 		{name: "PVR serial differs", mutate: func(_, pvr *Request) { pvr.SerialNumber = "X" }, want: ErrSerialMismatch},
-		{name: "IDevID without serial", mutate: func(_, _ *Request) {}, idevid: readCert(t, "registrar.der"), want: ErrNoSerialNumber},
+		{name: "IDevID without serial", mutate: func(_, _ *Request) {}, idevid: cbrskivec.Cert(t, "registrar.der"), want: ErrNoSerialNumber},
 		{name: "PVR nonce missing", mutate: func(_, pvr *Request) { pvr.Nonce = nil }, want: ErrNonceMissing},
 		{name: "RVR nonce missing", mutate: func(rvr, _ *Request) { rvr.Nonce = nil }, want: ErrNonceMissing},
-		{name: "RVR nonce differs", mutate: func(rvr, _ *Request) { rvr.Nonce = mustHex(t, voucherNonce) }, want: ErrNonceMismatch},
+		{name: "RVR nonce differs", mutate: func(rvr, _ *Request) { rvr.Nonce = mustHex(t, cbrskivec.VoucherNonce) }, want: ErrNonceMismatch},
 		{name: "idevid-issuer missing", mutate: func(rvr, _ *Request) { rvr.IDevIDIssuer = nil }, want: ErrMissingField},
 		{name: "idevid-issuer differs", mutate: func(rvr, _ *Request) {
 			rvr.IDevIDIssuer = mustHex(t, "0418301680140000000000000000000000000000000000000000")
@@ -126,7 +127,7 @@ func TestValidateRVR(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := ParseSignedRequest(readHex(t, "rvr.hex"))
+			s, err := ParseSignedRequest(cbrskivec.Hex(t, "rvr.hex"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,12 +155,12 @@ func TestValidateRVR(t *testing.T) {
 }
 
 func TestVoucherValidate(t *testing.T) {
-	pledge := readCert(t, "pledge.der")
+	pledge := cbrskivec.Cert(t, "pledge.der")
 	base := PledgeCheck{
-		SerialNumber: vectorSerial,
-		Nonce:        mustHex(t, voucherNonce), // the voucher's own nonce
+		SerialNumber: cbrskivec.Serial,
+		Nonce:        mustHex(t, cbrskivec.VoucherNonce), // the voucher's own nonce
 		IDevIDIssuer: IDevIDIssuer(pledge),
-		Now:          vectorTime,
+		Now:          cbrskivec.Time,
 	}
 	tests := []struct {
 		name   string
@@ -167,7 +168,7 @@ func TestVoucherValidate(t *testing.T) {
 		want   error
 	}{
 		{name: "vector passes with its own nonce", mutate: func(*Voucher, *PledgeCheck) {}},
-		{name: "vector nonce differs from the vector PVR's", mutate: func(_ *Voucher, o *PledgeCheck) { o.Nonce = mustHex(t, pvrNonce) }, want: ErrNonceMismatch},
+		{name: "vector nonce differs from the vector PVR's", mutate: func(_ *Voucher, o *PledgeCheck) { o.Nonce = mustHex(t, cbrskivec.PVRNonce) }, want: ErrNonceMismatch},
 		{name: "serial differs", mutate: func(v *Voucher, _ *PledgeCheck) { v.SerialNumber = "X" }, want: ErrSerialMismatch},
 		{name: "pledge serial unknown", mutate: func(_ *Voucher, o *PledgeCheck) { o.SerialNumber = "" }, want: ErrMissingField},
 		{name: "assertion missing", mutate: func(v *Voucher, _ *PledgeCheck) { v.Assertion = nil }, want: ErrAssertion},
@@ -176,28 +177,28 @@ func TestVoucherValidate(t *testing.T) {
 			v.Assertion, o.Assertions = Ptr(Verified), []Assertion{Verified, Proximity}
 		}},
 		{name: "nonce missing", mutate: func(v *Voucher, _ *PledgeCheck) { v.Nonce = nil }, want: ErrNonceMissing},
-		{name: "idevid-issuer matches", mutate: func(v *Voucher, _ *PledgeCheck) { v.IDevIDIssuer = mustHex(t, idevidIssuer) }},
+		{name: "idevid-issuer matches", mutate: func(v *Voucher, _ *PledgeCheck) { v.IDevIDIssuer = mustHex(t, cbrskivec.IDevIDIssuer) }},
 		{name: "idevid-issuer differs", mutate: func(v *Voucher, _ *PledgeCheck) { v.IDevIDIssuer = []byte{4, 1, 0} }, want: ErrIssuerMismatch},
-		{name: "expired", mutate: func(v *Voucher, _ *PledgeCheck) { v.ExpiresOn = vectorTime }, want: ErrExpired},
-		{name: "expiry unchecked without clock", mutate: func(v *Voucher, o *PledgeCheck) { v.ExpiresOn, o.Now = vectorTime.Add(-time.Hour), time.Time{} }},
+		{name: "expired", mutate: func(v *Voucher, _ *PledgeCheck) { v.ExpiresOn = cbrskivec.Time }, want: ErrExpired},
+		{name: "expiry unchecked without clock", mutate: func(v *Voucher, o *PledgeCheck) { v.ExpiresOn, o.Now = cbrskivec.Time.Add(-time.Hour), time.Time{} }},
 		{name: "nonceless voucher", mutate: func(v *Voucher, o *PledgeCheck) {
-			v.Nonce, o.Nonce, v.ExpiresOn = nil, nil, vectorTime.Add(time.Hour)
+			v.Nonce, o.Nonce, v.ExpiresOn = nil, nil, cbrskivec.Time.Add(time.Hour)
 		}},
 		{name: "nonceless voucher expired", mutate: func(v *Voucher, o *PledgeCheck) {
-			v.Nonce, o.Nonce, v.ExpiresOn = nil, nil, vectorTime.Add(-time.Hour)
+			v.Nonce, o.Nonce, v.ExpiresOn = nil, nil, cbrskivec.Time.Add(-time.Hour)
 		}, want: ErrExpired},
 		{name: "nonceless voucher without expires-on", mutate: func(v *Voucher, o *PledgeCheck) { v.Nonce, o.Nonce = nil, nil }, want: ErrMissingField},
 		{name: "nonceless voucher without clock", mutate: func(v *Voucher, o *PledgeCheck) {
-			v.Nonce, o.Nonce, v.ExpiresOn, o.Now = nil, nil, vectorTime, time.Time{}
+			v.Nonce, o.Nonce, v.ExpiresOn, o.Now = nil, nil, cbrskivec.Time, time.Time{}
 		}, want: ErrMissingField},
 		{name: "nonce in answer to nonceless request", mutate: func(_ *Voucher, o *PledgeCheck) { o.Nonce = nil }, want: ErrNonceMismatch},
-		{name: "last-renewal-date without expires-on", mutate: func(v *Voucher, _ *PledgeCheck) { v.LastRenewalDate = vectorTime }, want: ErrMissingField},
+		{name: "last-renewal-date without expires-on", mutate: func(v *Voucher, _ *PledgeCheck) { v.LastRenewalDate = cbrskivec.Time }, want: ErrMissingField},
 		{name: "no pin", mutate: func(v *Voucher, _ *PledgeCheck) { v.PinnedDomainCert = nil }, want: ErrPinMissing},
 		{name: "pubk pin only", mutate: func(v *Voucher, _ *PledgeCheck) { v.PinnedDomainCert, v.PinnedDomainPubK = nil, []byte{1} }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := ParseSignedVoucher(readHex(t, "voucher.hex"))
+			s, err := ParseSignedVoucher(cbrskivec.Hex(t, "voucher.hex"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,7 +216,7 @@ func TestVoucherValidate(t *testing.T) {
 }
 
 func TestVerifyRegistrarPinned(t *testing.T) {
-	rvr, err := cose.Parse(readHex(t, "rvr.hex"))
+	rvr, err := cose.Parse(cbrskivec.Hex(t, "rvr.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,12 +225,12 @@ func TestVerifyRegistrarPinned(t *testing.T) {
 		t.Fatal(err)
 	}
 	registrar1206, domainCA1206 := bag[0], bag[1]
-	registrar1209 := readCert(t, "registrar.der")
-	pledge := readCert(t, "pledge.der")
+	registrar1209 := cbrskivec.Cert(t, "registrar.der")
+	pledge := cbrskivec.Cert(t, "pledge.der")
 	spkiSum := sha256.Sum256(registrar1206.RawSubjectPublicKeyInfo)
 
 	vectorVoucher := func(t *testing.T) *Voucher {
-		s, err := ParseSignedVoucher(readHex(t, "voucher.hex"))
+		s, err := ParseSignedVoucher(cbrskivec.Hex(t, "voucher.hex"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,17 +243,17 @@ func TestVerifyRegistrarPinned(t *testing.T) {
 		now    time.Time
 		want   error
 	}{
-		{name: "registrar issued by pinned domain CA", mutate: func(*Voucher) {}, chain: []*x509.Certificate{registrar1206}, now: vectorTime},
-		{name: "regenerated registrar, same CA key", mutate: func(*Voucher) {}, chain: []*x509.Certificate{registrar1209}, now: vectorTime},
-		{name: "chain with the CA itself", mutate: func(*Voucher) {}, chain: []*x509.Certificate{registrar1206, domainCA1206}, now: vectorTime},
+		{name: "registrar issued by pinned domain CA", mutate: func(*Voucher) {}, chain: []*x509.Certificate{registrar1206}, now: cbrskivec.Time},
+		{name: "regenerated registrar, same CA key", mutate: func(*Voucher) {}, chain: []*x509.Certificate{registrar1209}, now: cbrskivec.Time},
+		{name: "chain with the CA itself", mutate: func(*Voucher) {}, chain: []*x509.Certificate{registrar1206, domainCA1206}, now: cbrskivec.Time},
 		{name: "no clock: checked at notBefore", mutate: func(*Voucher) {}, chain: []*x509.Certificate{registrar1206}},
 		{name: "registrar expired", mutate: func(*Voucher) {}, chain: []*x509.Certificate{registrar1206}, now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), want: ErrPinMismatch},
-		{name: "pledge cert is not from the domain", mutate: func(*Voucher) {}, chain: []*x509.Certificate{pledge}, now: vectorTime, want: ErrPinMismatch},
-		{name: "pin is the registrar itself", mutate: func(v *Voucher) { v.PinnedDomainCert = registrar1206.Raw }, chain: []*x509.Certificate{registrar1206}, now: vectorTime},
+		{name: "pledge cert is not from the domain", mutate: func(*Voucher) {}, chain: []*x509.Certificate{pledge}, now: cbrskivec.Time, want: ErrPinMismatch},
+		{name: "pin is the registrar itself", mutate: func(v *Voucher) { v.PinnedDomainCert = registrar1206.Raw }, chain: []*x509.Certificate{registrar1206}, now: cbrskivec.Time},
 		{name: "pubk pin", mutate: func(v *Voucher) { v.PinnedDomainCert, v.PinnedDomainPubK = nil, registrar1209.RawSubjectPublicKeyInfo }, chain: []*x509.Certificate{registrar1206}},
 		{name: "pubk-sha256 pin", mutate: func(v *Voucher) { v.PinnedDomainCert, v.PinnedDomainPubKSHA256 = nil, spkiSum[:] }, chain: []*x509.Certificate{registrar1206}},
 		{name: "pubk pin of the CA", mutate: func(v *Voucher) { v.PinnedDomainCert, v.PinnedDomainPubK = nil, domainCA1206.RawSubjectPublicKeyInfo }, chain: []*x509.Certificate{registrar1206}, want: ErrPinMismatch},
-		{name: "wrong pubk, right cert", mutate: func(v *Voucher) { v.PinnedDomainPubK = pledge.RawSubjectPublicKeyInfo }, chain: []*x509.Certificate{registrar1206}, now: vectorTime},
+		{name: "wrong pubk, right cert", mutate: func(v *Voucher) { v.PinnedDomainPubK = pledge.RawSubjectPublicKeyInfo }, chain: []*x509.Certificate{registrar1206}, now: cbrskivec.Time},
 		{name: "no pin", mutate: func(v *Voucher) { v.PinnedDomainCert = nil }, chain: []*x509.Certificate{registrar1206}, want: ErrPinMissing},
 		{name: "garbage pin", mutate: func(v *Voucher) { v.PinnedDomainCert = []byte{0x30, 0x00} }, chain: []*x509.Certificate{registrar1206}, want: ErrMalformed},
 		{name: "empty chain", mutate: func(*Voucher) {}, want: ErrMissingField},
@@ -284,10 +285,10 @@ func TestCheckProximity(t *testing.T) {
 	if err := CheckProximity(nil, nil); !errors.Is(err, ErrMissingField) {
 		t.Fatalf("CheckProximity(nil) = %v", err)
 	}
-	if err := CheckProximity(vectorPVR(t), readCert(t, "registrar.der")); err != nil {
+	if err := CheckProximity(vectorPVR(t), cbrskivec.Cert(t, "registrar.der")); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckProximity(vectorPVR(t), readCert(t, "domain_ca.der")); !errors.Is(err, ErrProximityMismatch) {
+	if err := CheckProximity(vectorPVR(t), cbrskivec.Cert(t, "domain_ca.der")); !errors.Is(err, ErrProximityMismatch) {
 		t.Fatalf("CheckProximity(domain CA) = %v", err)
 	}
 }
