@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/transport/v5/deadline"
 	"github.com/rs/zerolog"
 
 	"github.com/tumbler-iot/tumbler/ble/btp"
@@ -40,7 +39,7 @@ type Central struct {
 	local   Addr
 	inbound chan datagram
 	slots   chan struct{} // one per session, in handshake or established
-	rd, wd  *deadline.Deadline
+	deadlines
 	done    chan struct{}
 	wg      sync.WaitGroup
 	linkSeq atomic.Uint64
@@ -74,16 +73,15 @@ func NewCentral(opts ...Option) (*Central, error) {
 		return nil, err
 	}
 	return &Central{
-		cfg:      cfg,
-		log:      cfg.log,
-		local:    Addr{Device: cfg.name},
-		inbound:  make(chan datagram, cfg.queueLen),
-		slots:    make(chan struct{}, cfg.maxLinks),
-		rd:       deadline.New(),
-		wd:       deadline.New(),
-		done:     make(chan struct{}),
-		sessions: make(map[string]*session),
-		ended:    make(map[string]uint64),
+		cfg:       cfg,
+		log:       cfg.log,
+		local:     Addr{Device: cfg.name},
+		inbound:   make(chan datagram, cfg.queueLen),
+		slots:     make(chan struct{}, cfg.maxLinks),
+		deadlines: newDeadlines(),
+		done:      make(chan struct{}),
+		sessions:  make(map[string]*session),
+		ended:     make(map[string]uint64),
 	}, nil
 }
 
@@ -263,25 +261,6 @@ func (c *Central) LocalAddr() net.Addr { return c.local }
 // DTLSFlightInterval is the DTLS retransmission interval for sessions on
 // this Central (coap.FlightIntervalHinter): see the constant.
 func (c *Central) DTLSFlightInterval() time.Duration { return DTLSFlightInterval }
-
-// SetDeadline sets the read and write deadlines.
-func (c *Central) SetDeadline(t time.Time) error {
-	c.rd.Set(t)
-	c.wd.Set(t)
-	return nil
-}
-
-// SetReadDeadline sets the deadline for ReadFrom; zero means none.
-func (c *Central) SetReadDeadline(t time.Time) error {
-	c.rd.Set(t)
-	return nil
-}
-
-// SetWriteDeadline sets the deadline for WriteTo; zero means none.
-func (c *Central) SetWriteDeadline(t time.Time) error {
-	c.wd.Set(t)
-	return nil
-}
 
 func (c *Central) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "ble", Addr: c.local, Err: err}

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/transport/v5/deadline"
-
 	"github.com/tumbler-iot/tumbler/ble/btp"
 )
 
@@ -26,10 +24,10 @@ type PeripheralConn struct {
 	local   Addr
 	peer    Addr
 	inbound chan []byte
-	rd, wd  *deadline.Deadline
-	done    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
+	deadlines
+	done chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
 
 	dropInbound, dropFull atomic.Uint64
 }
@@ -54,13 +52,12 @@ func NewPeripheralConn(ctx context.Context, link btp.PeripheralLink, opts ...Opt
 		return nil, err
 	}
 	pc := &PeripheralConn{
-		conn:    conn,
-		local:   Addr{Device: cfg.name},
-		peer:    Addr{Device: link.Peer()},
-		inbound: make(chan []byte, cfg.queueLen),
-		rd:      deadline.New(),
-		wd:      deadline.New(),
-		done:    make(chan struct{}),
+		conn:      conn,
+		local:     Addr{Device: cfg.name},
+		peer:      Addr{Device: link.Peer()},
+		inbound:   make(chan []byte, cfg.queueLen),
+		deadlines: newDeadlines(),
+		done:      make(chan struct{}),
 	}
 	pc.wg.Go(pc.pump)
 	return pc, nil
@@ -171,25 +168,6 @@ type PeripheralStats struct {
 // Stats returns a snapshot of the counters.
 func (pc *PeripheralConn) Stats() PeripheralStats {
 	return PeripheralStats{BTP: pc.conn.Stats(), DroppedInbound: pc.dropInbound.Load(), DroppedQueueFull: pc.dropFull.Load()}
-}
-
-// SetDeadline sets the read and write deadlines.
-func (pc *PeripheralConn) SetDeadline(t time.Time) error {
-	pc.rd.Set(t)
-	pc.wd.Set(t)
-	return nil
-}
-
-// SetReadDeadline sets the deadline for ReadFrom; zero means none.
-func (pc *PeripheralConn) SetReadDeadline(t time.Time) error {
-	pc.rd.Set(t)
-	return nil
-}
-
-// SetWriteDeadline sets the deadline for WriteTo; zero means none.
-func (pc *PeripheralConn) SetWriteDeadline(t time.Time) error {
-	pc.wd.Set(t)
-	return nil
 }
 
 func (pc *PeripheralConn) opError(op string, err error) error {
