@@ -42,44 +42,28 @@ func (s *Store) Claims(ctx context.Context, dev *DeviceID) ([]Claim, error) {
 		d = dev[:]
 	}
 	rows, err := s.r.QueryContext(ctx, claimQuery+` WHERE (? IS NULL OR device = ?) ORDER BY updated_at`, d, d)
-	if err != nil {
-		return nil, fmt.Errorf("store: claims: %w", err)
+	return collect(rows, err, "claims", scanClaim)
+}
+
+func scanClaim(r scanner) (Claim, error) {
+	var c Claim
+	var id, order, owner []byte
+	var until, updated int64
+	if err := r.Scan(&id, &order, &owner, &c.Reason, &until, &c.Status, &c.MASAURL, &updated); err != nil {
+		return c, fmt.Errorf("store: claims: %w", err)
 	}
-	defer rows.Close()
-	var out []Claim
-	for rows.Next() {
-		var c Claim
-		var id, order, owner []byte
-		var until, updated int64
-		if err := rows.Scan(&id, &order, &owner, &c.Reason, &until, &c.Status, &c.MASAURL, &updated); err != nil {
-			return nil, fmt.Errorf("store: claims: %w", err)
-		}
-		copy(c.Device[:], id)
-		copy(c.OrderHash[:], order)
-		copy(c.NewOwner[:], owner)
-		c.NoticeUntil, c.UpdatedAt = time.Unix(until, 0), time.Unix(updated, 0)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: claims: %w", err)
-	}
-	return out, nil
+	copy(c.Device[:], id)
+	copy(c.OrderHash[:], order)
+	copy(c.NewOwner[:], owner)
+	c.NoticeUntil, c.UpdatedAt = time.Unix(until, 0), time.Unix(updated, 0)
+	return c, nil
 }
 
 // MASAURLs lists every MASA this domain's vouchers came from.
 func (s *Store) MASAURLs(ctx context.Context) ([]string, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT masa_url FROM vouchers ORDER BY masa_url`)
-	if err != nil {
-		return nil, fmt.Errorf("store: MASA URLs: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("store: MASA URLs: %w", err)
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "MASA URLs", func(r scanner) (u string, err error) {
+		err = r.Scan(&u)
+		return u, err
+	})
 }

@@ -69,19 +69,7 @@ func (s *Store) Delegations(ctx context.Context, dev *DeviceID, activeOnly bool)
 		d = dev[:]
 	}
 	rows, err := s.r.QueryContext(ctx, delegationQuery+` WHERE (? IS NULL OR device = ?) AND (? = 0 OR ended_at IS NULL) ORDER BY created_at`, d, d, activeOnly)
-	if err != nil {
-		return nil, fmt.Errorf("store: delegations: %w", err)
-	}
-	defer rows.Close()
-	var out []Delegation
-	for rows.Next() {
-		x, err := scanDelegation(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "delegations", scanDelegation)
 }
 
 // DelegationsUndelivered lists the delegations still active, or ended but
@@ -90,37 +78,13 @@ func (s *Store) Delegations(ctx context.Context, dev *DeviceID, activeOnly bool)
 func (s *Store) DelegationsUndelivered(ctx context.Context) ([]Delegation, error) {
 	rows, err := s.r.QueryContext(ctx, delegationQuery+` d WHERE d.ended_at IS NULL
 		OR d.end_pos > coalesce((SELECT pos FROM cursors c WHERE c.sink = d.sink), 0) ORDER BY d.created_at`)
-	if err != nil {
-		return nil, fmt.Errorf("store: delegations: %w", err)
-	}
-	defer rows.Close()
-	var out []Delegation
-	for rows.Next() {
-		x, err := scanDelegation(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "delegations", scanDelegation)
 }
 
 // DelegationByToken finds an active delegation by the SHA-256 of its token.
 func (s *Store) DelegationByToken(ctx context.Context, hash []byte) ([]Delegation, error) {
 	rows, err := s.r.QueryContext(ctx, delegationQuery+` WHERE token_hash = ? AND ended_at IS NULL`, hash)
-	if err != nil {
-		return nil, fmt.Errorf("store: delegation: %w", err)
-	}
-	defer rows.Close()
-	var out []Delegation
-	for rows.Next() {
-		x, err := scanDelegation(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "delegation", scanDelegation)
 }
 
 // Delegation returns one delegation.

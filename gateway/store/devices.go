@@ -104,19 +104,7 @@ func (s *Store) Devices(ctx context.Context, f DeviceFilter) ([]Device, error) {
 		f.Limit = 1000
 	}
 	rows, err := s.r.QueryContext(ctx, q, string(f.State), string(f.State), f.Serial, f.Serial, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: devices: %w", err)
-	}
-	defer rows.Close()
-	var out []Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "devices", scanDevice)
 }
 
 // CountByState returns how many devices are in each state.

@@ -79,19 +79,7 @@ func (s *Store) PendingOf(ctx context.Context, dev DeviceID) (Pending, error) {
 // PendingAll lists pending operations of one action ("" for all).
 func (s *Store) PendingAll(ctx context.Context, action string) ([]Pending, error) {
 	rows, err := s.r.QueryContext(ctx, pendingQuery+` WHERE ? = '' OR action = ? ORDER BY created_at`, action, action)
-	if err != nil {
-		return nil, fmt.Errorf("store: pending: %w", err)
-	}
-	defer rows.Close()
-	var out []Pending
-	for rows.Next() {
-		p, err := scanPending(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "pending", scanPending)
 }
 
 func scanPending(r scanner) (Pending, error) {

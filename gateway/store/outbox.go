@@ -67,24 +67,18 @@ func (s *Store) OutboxNext(ctx context.Context, sink string, limit int) ([]Outbo
 // scanOutbox reads the rows of an outbox query (pos, seq, device, serial,
 // type, time, id, cose).
 func scanOutbox(rows *sql.Rows, err error) ([]OutboxEntry, error) {
-	if err != nil {
-		return nil, fmt.Errorf("store: outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []OutboxEntry
-	for rows.Next() {
+	return collect(rows, err, "outbox", func(r scanner) (OutboxEntry, error) {
 		var e OutboxEntry
 		var pos, seq, at int64
 		var dev, id []byte
-		if err := rows.Scan(&pos, &seq, &dev, &e.Serial, &e.Type, &at, &id, &e.COSE); err != nil {
-			return nil, fmt.Errorf("store: outbox: %w", err)
+		if err := r.Scan(&pos, &seq, &dev, &e.Serial, &e.Type, &at, &id, &e.COSE); err != nil {
+			return e, fmt.Errorf("store: outbox: %w", err)
 		}
 		e.Pos, e.Seq, e.Time = uint64(pos), uint64(seq), time.Unix(at, 0)
 		copy(e.Device[:], dev)
 		copy(e.ID[:], id)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return e, nil
+	})
 }
 
 var (

@@ -102,19 +102,7 @@ func (s *Store) Records(ctx context.Context, f RecordFilter) ([]Record, error) {
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, device, serial, type, time, id, cose FROM records
 		WHERE seq > ? AND (? IS NULL OR device = ?) ORDER BY seq LIMIT ?`, int64(f.AfterSeq), dev, dev, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: records: %w", err)
-	}
-	defer rows.Close()
-	var out []Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "records", scanRecord)
 }
 
 // CountRecords counts records by type.

@@ -65,19 +65,7 @@ func (s *Store) Overdue(ctx context.Context, now time.Time, limit int) ([]Device
 	// A scan of the narrow check-in table: no index on overdue_at, which
 	// would cost every check-in a second random B-tree write.
 	rows, err := s.r.QueryContext(ctx, deviceQuery+` WHERE c.overdue_at IS NOT NULL AND c.overdue_at <= ? ORDER BY c.overdue_at LIMIT ?`, now.Unix(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: overdue: %w", err)
-	}
-	defer rows.Close()
-	var out []Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "overdue", scanDevice)
 }
 
 // NextOverdue returns the earliest overdue deadline (zero if none), so the

@@ -446,6 +446,27 @@ func r(q string) string {
 	return q
 }
 
+// collect reads every row of a query with scan and closes the rows; what
+// names the query in errors.
+func collect[T any](rows *sql.Rows, err error, what string, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return out, nil
+}
+
 // queryRow runs a read, prepared if it was registered with r.
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	if st, ok := s.reads[q]; ok {
