@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tumbler-iot/tumbler/internal/promreg"
 )
 
 // Outcomes counted by the Handler in tumbler_oscore_requests_total: the
@@ -36,18 +38,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "tumbler_oscore_requests_total",
 		Help: "OSCORE requests received by the server, by verification outcome (RFC 8613 §8.2).",
 	}, []string{"outcome"})
-	if reg != nil {
-		if err := reg.Register(vec); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("oscore: register metrics: %w", err)
-			}
-			existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-			if !ok {
-				return nil, fmt.Errorf("oscore: register metrics: %w", err)
-			}
-			vec = existing
-		}
+	vec, err := promreg.Register(reg, vec)
+	if err != nil {
+		return nil, fmt.Errorf("oscore: register metrics: %w", err)
 	}
 	m := &metrics{byOutcome: make(map[string]prometheus.Counter, len(outcomes))}
 	for _, o := range outcomes {

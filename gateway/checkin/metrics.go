@@ -1,13 +1,13 @@
 package checkin
 
 import (
-	"errors"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tumbler-iot/tumbler/coap"
+	"github.com/tumbler-iot/tumbler/internal/promreg"
 )
 
 type metrics struct {
@@ -30,15 +30,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "tumbler", Subsystem: "checkin", Name: "overdue_total", Help: "Overdue records emitted.",
 		}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.checkins, m.latency, m.overdue} {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return nil, err
-				}
-			}
-		}
+	var err error
+	if m.checkins, err = promreg.Register(reg, m.checkins); err != nil {
+		return nil, err
+	}
+	if m.latency, err = promreg.Register(reg, m.latency); err != nil {
+		return nil, err
+	}
+	if m.overdue, err = promreg.Register(reg, m.overdue); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

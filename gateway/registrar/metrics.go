@@ -1,13 +1,13 @@
 package registrar
 
 import (
-	"errors"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tumbler-iot/tumbler/coap"
+	"github.com/tumbler-iot/tumbler/internal/promreg"
 )
 
 type metrics struct {
@@ -36,15 +36,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Status telemetry reports by kind (vs, es) and status.",
 		}, []string{"kind", "status"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.vouchers, m.rvLatency, m.masaLatency, m.telemetry} {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return nil, err
-				}
-			}
-		}
+	var err error
+	if m.vouchers, err = promreg.Register(reg, m.vouchers); err != nil {
+		return nil, err
+	}
+	if m.rvLatency, err = promreg.Register(reg, m.rvLatency); err != nil {
+		return nil, err
+	}
+	if m.masaLatency, err = promreg.Register(reg, m.masaLatency); err != nil {
+		return nil, err
+	}
+	if m.telemetry, err = promreg.Register(reg, m.telemetry); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
